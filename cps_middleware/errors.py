@@ -1,0 +1,344 @@
+"""The one exception tree of cps-middleware.
+
+Every error carries what a person needs to act on it:
+
+* ``function`` — the call that failed (``C_Login``, ``SCardConnect``, ``VERIFY``);
+* ``code`` and ``code_name`` — the low-level code and its name
+  (``0xA0`` / ``CKR_PIN_INCORRECT``, ``0x8010001D`` / ``SCARD_E_NO_SERVICE``,
+  ``0x63C2`` / ``SW_63C2``);
+* ``module`` — the PKCS#11 module path (or PC/SC reader) involved;
+* ``hint`` — what to do, in plain words.
+
+Low-level exceptions are kept as ``__cause__``. Layers raise the most specific
+class below; callers catch :class:`CpsError` or a family
+(:class:`PinError`, :class:`Pkcs11Error`, :class:`PcscError` ...).
+
+Classes may be added here by any layer; keep the tree shallow and each class's
+default hint useful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+__all__ = [
+    "AmbiguousSelection",
+    "BridgeUnavailable",
+    "CardRemoved",
+    "CpsError",
+    "FinalTryRefused",
+    "InvalidInput",
+    "MechanismUnsupported",
+    "ModuleLoadError",
+    "MultipleObjects",
+    "MultipleTokens",
+    "NoCardPresent",
+    "NoMatchingCertificate",
+    "NoReaders",
+    "NoSuchObject",
+    "NoSuchToken",
+    "NotLoggedIn",
+    "PcscError",
+    "PcscServiceUnavailable",
+    "PinError",
+    "PinFormatError",
+    "PinIncorrect",
+    "PinLocked",
+    "Pkcs11Error",
+    "PrivateKeyExportRefused",
+    "PukIncorrect",
+    "PukLocked",
+    "SelectionError",
+    "TestCardError",
+    "TlsError",
+    "TokenUnusable",
+    "ValidationSetupError",
+]
+
+
+class CpsError(Exception):
+    """Root of every error raised by cps-middleware."""
+
+    default_hint: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        function: str | None = None,
+        code: int | None = None,
+        code_name: str | None = None,
+        module: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.function = function
+        self.code = code
+        self.code_name = code_name
+        self.module = module
+        self.hint = hint if hint is not None else (self.default_hint or None)
+
+    def __str__(self) -> str:
+        parts: list[str] = []
+        head = ": ".join(p for p in (self.function, self._code_text()) if p)
+        if head:
+            parts.append(head + ": ")
+        parts.append(self.message)
+        if self.module:
+            parts.append(f" [{self.module}]")
+        if self.hint:
+            parts.append(f" — {self.hint}")
+        return "".join(parts)
+
+    def _code_text(self) -> str:
+        if self.code_name and self.code is not None:
+            return f"{self.code_name} (0x{self.code:X})"
+        if self.code_name:
+            return self.code_name
+        if self.code is not None:
+            return f"0x{self.code:X}"
+        return ""
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep errors picklable across processes
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[CpsError], message: str, state: dict[str, object]) -> CpsError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+# --- bad input -------------------------------------------------------------
+
+
+class InvalidInput(CpsError, ValueError):
+    """An argument given to the library is not acceptable; nothing was done."""
+
+    default_hint = "check the value passed to the library"
+
+
+class PinFormatError(InvalidInput):
+    """A PIN or PUK does not have the CPS format; the card was not touched."""
+
+    default_hint = "a CPS holder PIN is 4 to 8 digits; the unblocking code (PUK) is 8 digits"
+
+
+class TestCardError(InvalidInput):
+    """A CPS test card (SoftHSM or virtual) cannot be made as asked."""
+
+    __test__ = False  # not a pytest test class
+    default_hint = "check the arguments given to the test card"
+
+
+class ValidationSetupError(InvalidInput):
+    """A chain validator was configured inconsistently (builder misuse, bad CRL file)."""
+
+    default_hint = "check the trust anchors, CRLs and options given to the ValidatorBuilder"
+
+
+# --- PC/SC -------------------------------------------------------------------
+
+
+class PcscError(CpsError):
+    """A PC/SC (pcscd / WinSCard) call failed."""
+
+    default_hint = "check the card reader and the PC/SC service"
+
+
+class PcscServiceUnavailable(PcscError):
+    default_hint = "the PC/SC service is not running: start pcscd (or the 'Smart Card' service)"
+
+
+class NoReaders(PcscError):
+    default_hint = "no card reader is connected: plug the reader in, or install its driver"
+
+
+class NoCardPresent(PcscError):
+    default_hint = "insert the CPS card in the reader, chip first and facing up"
+
+
+class CardRemoved(CpsError):
+    """The card was pulled (or reset) during the operation; handles are gone.
+
+    Raised by both the PC/SC and the PKCS#11 layers. Re-insert the card, open it
+    again and log in again (the PIN must be asked again).
+    """
+
+    default_hint = "the card was removed: put it back, then open it and log in again"
+
+
+# --- PKCS#11 -------------------------------------------------------------------
+
+
+class Pkcs11Error(CpsError):
+    """A PKCS#11 call failed."""
+
+    default_hint = "the CPS middleware (PKCS#11 module) reported an error"
+
+
+class ModuleLoadError(Pkcs11Error):
+    """No PKCS#11 module could be loaded; ``attempts`` lists every path tried and why."""
+
+    default_hint = (
+        "install the CPS middleware (Cryptolib CPS from ANS), or OpenSC, "
+        "or set CPS_PKCS11_MODULE to the module's path"
+    )
+
+    def __init__(
+        self, message: str, *, attempts: Sequence[tuple[str, str]] = (), **kw: object
+    ) -> None:
+        if attempts:
+            message += "; tried: " + "; ".join(f"{p} ({why})" for p, why in attempts)
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.attempts = tuple(attempts)
+
+
+class NoSuchToken(Pkcs11Error):
+    default_hint = "insert the CPS card, or check that the middleware sees the reader"
+
+
+class MultipleTokens(Pkcs11Error):
+    default_hint = "several cards are present: choose one by reader, serial or label"
+
+
+class NoSuchObject(Pkcs11Error):
+    default_hint = "the card does not hold this object"
+
+
+class MultipleObjects(Pkcs11Error):
+    default_hint = "several objects match: narrow the search (label, CKA_ID, class)"
+
+
+class MechanismUnsupported(Pkcs11Error):
+    """The token cannot do the requested mechanism; ``available`` lists what it can do."""
+
+    default_hint = "this card cannot do this operation (a CPS3 has no RSA-PSS)"
+
+    def __init__(self, message: str, *, available: Sequence[str] = (), **kw: object) -> None:
+        if available:
+            message += "; the card offers: " + ", ".join(available)
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.available = tuple(available)
+
+
+class NotLoggedIn(Pkcs11Error):
+    default_hint = "log in with the holder PIN first"
+
+
+class TokenUnusable(Pkcs11Error):
+    """The ANS vendor codes: card recognised but unusable, or re-initialisation needed."""
+
+    default_hint = (
+        "the card is in an unusable state (interrupted update): contact ANS card support, "
+        "monserviceclient.cartes@asipsante.fr, 0 825 852 000"
+    )
+
+
+class PrivateKeyExportRefused(Pkcs11Error):
+    default_hint = "a private key on a CPS card never leaves the card; sign with it instead"
+
+
+# --- PIN -----------------------------------------------------------------------
+
+
+class PinError(Pkcs11Error):
+    """Holder PIN or PUK problems."""
+
+    default_hint = "check the PIN"
+
+
+class PinIncorrect(PinError):
+    """Wrong holder PIN; ``tries_left`` says how many remain when known."""
+
+    def __init__(self, message: str, *, tries_left: int | None = None, **kw: object) -> None:
+        if tries_left is not None:
+            message += f"; {tries_left} tr{'y' if tries_left == 1 else 'ies'} left"
+        kw.setdefault(
+            "hint",
+            "the PIN was wrong; the card blocks after 3 wrong entries in a row"
+            if tries_left != 1
+            else "one try left: a wrong PIN now blocks the card (unblock with the PUK)",
+        )
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.tries_left = tries_left
+
+
+class PinLocked(PinError):
+    default_hint = (
+        "the PIN is blocked: unblock it with the unblocking code (code de déblocage) "
+        "or order a new card"
+    )
+
+
+class FinalTryRefused(PinError):
+    """A login would spend the last PIN try and the caller did not allow it."""
+
+    default_hint = (
+        "one PIN try is left: make sure of the PIN, then call again with "
+        "allow_final_try=True"
+    )
+
+
+class PukIncorrect(PinError):
+    def __init__(self, message: str, *, tries_left: int | None = None, **kw: object) -> None:
+        if tries_left is not None:
+            message += f"; {tries_left} tr{'y' if tries_left == 1 else 'ies'} left"
+        kw.setdefault("hint", "the unblocking code (PUK) was wrong")
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.tries_left = tries_left
+
+
+class PukLocked(PinError):
+    default_hint = "the unblocking code is blocked too: the card must be replaced (contact ANS)"
+
+
+# --- selection -----------------------------------------------------------------
+
+
+class SelectionError(CpsError):
+    """No certificate/key, or more than one, fits the selection criteria.
+
+    ``candidates`` pairs each candidate's description with the reasons it was
+    rejected (empty for candidates that fit).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        candidates: Sequence[tuple[str, Sequence[str]]] = (),
+        **kw: object,
+    ) -> None:
+        if candidates:
+            lines = [
+                f"{name}: {'; '.join(why) if why else 'fits'}" for name, why in candidates
+            ]
+            message += " — candidates: " + " | ".join(lines)
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.candidates = tuple((n, tuple(w)) for n, w in candidates)
+
+
+class NoMatchingCertificate(SelectionError):
+    default_hint = "no certificate on the card fits; relax the criteria or check the card"
+
+
+class AmbiguousSelection(SelectionError):
+    default_hint = "several certificates fit; add a criterion (usage, label, CKA_ID)"
+
+
+# --- TLS -----------------------------------------------------------------------
+
+
+class TlsError(CpsError):
+    default_hint = "the TLS connection with the card failed"
+
+
+class BridgeUnavailable(TlsError):
+    default_hint = (
+        "the native OpenSSL bridge cannot be used with this Python: reinstall "
+        "cps-middleware against the same OpenSSL 3 as Python's ssl module"
+    )
