@@ -25,6 +25,8 @@ from typing import ClassVar
 __all__ = [
     "AmbiguousSelection",
     "BridgeUnavailable",
+    "CardCommandError",
+    "CardInUse",
     "CardRemoved",
     "CpsError",
     "FinalTryRefused",
@@ -159,6 +161,18 @@ class NoReaders(PcscError):
 
 class NoCardPresent(PcscError):
     default_hint = "insert the CPS card in the reader, chip first and facing up"
+
+
+class CardInUse(PcscError):
+    """Another program holds the card exclusively (SCARD_E_SHARING_VIOLATION)."""
+
+    default_hint = "another program holds the card exclusively: close it, or wait and retry"
+
+
+class CardCommandError(PcscError):
+    """The card answered an APDU with an error status word (``code`` = SW1SW2)."""
+
+    default_hint = "the card refused the command"
 
 
 class CardRemoved(CpsError):

@@ -1,1 +1,43 @@
-"""testing layer."""
+"""Test doubles that are real components: a test PKI shaped like IGC-Santé TEST,
+SoftHSM-backed CPS test cards served by the CPS test-token PKCS#11 module,
+virtual PC/SC cards on pcscd's vpcd driver, and local TLS test servers.
+
+The same fixtures are exposed to any project by the pytest plugin
+(``cps_middleware.testing.pytest_plugin``): ``cps_pki``, ``cps_card``,
+``cps4_card``, ``cps_ec_card``, ``cps_card_factory`` ...
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cps_middleware.testing.pki import CardCredentials, CertifiedKey, TestHolder, TestPki
+    from cps_middleware.testing.testcard import CpsTestCard, list_cards, test_token_module
+
+_EXPORTS = {
+    "CardCredentials": "pki",
+    "CertifiedKey": "pki",
+    "TestHolder": "pki",
+    "TestPki": "pki",
+    "CpsTestCard": "testcard",
+    "list_cards": "testcard",
+    "test_token_module": "testcard",
+}
+__all__ = [
+    "CardCredentials",
+    "CertifiedKey",
+    "CpsTestCard",
+    "TestHolder",
+    "TestPki",
+    "list_cards",
+    "test_token_module",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

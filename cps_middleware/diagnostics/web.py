@@ -1,0 +1,425 @@
+"""The local diagnostic web page (``cps diag --serve``): a small Starlette app served by uvicorn.
+
+Only the doctor's own browser may drive it:
+
+* it listens on 127.0.0.1 only, on a port chosen by the system;
+* every URL starts with a random per-run token (``http://127.0.0.1:PORT/TOKEN/``);
+  a request without it gets 404;
+* a ``Host`` header other than ``127.0.0.1:PORT`` gets 403 (a DNS-rebinding page
+  of another site would send its own host name), and so does an ``Origin`` other
+  than the page's own;
+* no CORS header is ever sent, the API accepts only ``application/json`` bodies
+  (a cross-site form cannot post one without a preflight, which fails), and
+  pages are not cacheable, not framable and send no referrer.
+
+The checks run on demand in a worker thread, one run at a time; the page polls
+for progress and shows each result with its remedy (the HTML of a result comes
+from :func:`cps_middleware.diagnostics.report.render_result_html`, the same as
+in the HTML report). A PIN typed into the page is used for the Test SSL of that
+run only: it is kept in a :class:`cps_middleware.pkcs11.Pin`, never written to
+the run, a log or a response, and dropped when the run ends. uvicorn's access
+log is off (the URL holds the token).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from cps_middleware.diagnostics.framework import Check, CheckResult, DiagnosticRun, RunObserver
+from cps_middleware.diagnostics.remedies import LANGUAGES
+from cps_middleware.diagnostics.report import CSS, render_overall_html, render_result_html
+
+__all__ = ["DiagnosticServer", "RunFunction"]
+
+#: What the server calls to run a diagnostic: (lang, url, pin digits or None, observer) -> run.
+RunFunction = Callable[[str, str | None, str | None, RunObserver], DiagnosticRun]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_SECURITY_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        b"img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+]
+
+
+class _Guard:
+    """ASGI middleware: Host, token and Origin checks, and security headers on every response."""
+
+    def __init__(self, app: ASGIApp, token: str, host: str, port_ref: Callable[[], int]) -> None:
+        self.app = app
+        self.token = token
+        self.host = host
+        self.port_ref = port_ref
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self.app(scope, receive, send)
+            return  # no websockets
+        expected_host = f"{self.host}:{self.port_ref()}".encode()
+        headers = dict(scope.get("headers") or [])
+        if headers.get(b"host", b"") != expected_host:
+            await self._plain(send, 403, "forbidden host")
+            return
+        origin = headers.get(b"origin")
+        if origin is not None and origin != b"http://" + expected_host:
+            await self._plain(send, 403, "forbidden origin")
+            return
+        path: str = scope.get("path", "")
+        prefix = "/" + self.token
+        head, sep, rest = path[1:].partition("/")
+        if not hmac.compare_digest(("/" + head).encode(), prefix.encode()):
+            await self._plain(send, 404, "not found")
+            return
+        if not sep:  # "/TOKEN" -> "/TOKEN/"
+            await self._redirect(send, prefix + "/")
+            return
+        inner = dict(scope)
+        inner["path"] = "/" + rest
+        inner["root_path"] = scope.get("root_path", "") + prefix
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                hdrs = [
+                    (k, v) for k, v in message.get("headers", [])
+                    if not k.lower().startswith(b"access-control-")
+                ]
+                message = dict(message)
+                message["headers"] = hdrs + _SECURITY_HEADERS
+            await send(message)
+
+        await self.app(inner, receive, send_with_headers)
+
+    async def _plain(self, send: Send, status: int, text: str) -> None:
+        await send({
+            "type": "http.response.start", "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), *_SECURITY_HEADERS],
+        })
+        await send({"type": "http.response.body", "body": text.encode()})
+
+    async def _redirect(self, send: Send, location: str) -> None:
+        await send({
+            "type": "http.response.start", "status": 307,
+            "headers": [(b"location", location.encode()), *_SECURITY_HEADERS],
+        })
+        await send({"type": "http.response.body", "body": b""})
+
+
+@dataclass
+class _RunState:
+    id: str
+    lang: str
+    total: int = 0
+    current: str = ""
+    results: list[CheckResult] = field(default_factory=list)
+    run: DiagnosticRun | None = None
+    error: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class _Progress(RunObserver):
+    def __init__(self, state: _RunState) -> None:
+        self.state = state
+
+    def run_started(self, checks: Any, lang: str) -> None:
+        self.state.total = len(checks)
+
+    def check_started(self, check: Check, index: int, total: int) -> None:
+        self.state.current = check.title(self.state.lang)
+
+    def check_finished(self, result: CheckResult, index: int, total: int) -> None:
+        self.state.results.append(result)
+
+
+_PAGE_WORDS = {
+    "fr": {
+        "title": "Diagnostic de la carte CPS",
+        "intro": "Ce diagnostic vérifie le lecteur, la carte, le logiciel de la carte, les "
+        "certificats et le code porteur, sans consommer d'essai.",
+        "url": "Adresse pour le Test SSL (facultatif)",
+        "pin": "Code porteur (seulement pour le Test SSL ; jamais enregistré)",
+        "run": "Lancer le diagnostic",
+        "running": "Vérification en cours",
+        "other": "English",
+    },
+    "en": {
+        "title": "CPS card diagnostic",
+        "intro": "This diagnostic checks the reader, the card, the card middleware, the "
+        "certificates and the PIN, without spending a try.",
+        "url": "Address for the Test SSL (optional)",
+        "pin": "PIN (code porteur; only for the Test SSL; never stored)",
+        "run": "Run the diagnostic",
+        "running": "Checking",
+        "other": "Français",
+    },
+}
+
+_JS = r"""
+"use strict";
+const form = document.getElementById("diag-form");
+const button = document.getElementById("run");
+const bar = document.getElementById("progress");
+const status = document.getElementById("status");
+const results = document.getElementById("results");
+const overall = document.getElementById("overall");
+const lang = document.documentElement.lang;
+const runningWord = document.body.dataset.running;
+
+async function poll(id) {
+  const r = await fetch("api/runs/" + encodeURIComponent(id), {cache: "no-store"});
+  if (!r.ok) { status.textContent = "HTTP " + r.status; button.disabled = false; return; }
+  const s = await r.json();
+  bar.max = Math.max(s.total, 1); bar.value = s.results.length;
+  results.innerHTML = s.results.map(x => x.html).join("");
+  if (s.state === "done") {
+    overall.innerHTML = s.overall_html || "";
+    status.textContent = s.error || "";
+    bar.hidden = true; button.disabled = false;
+    document.body.dataset.state = "done";
+    return;
+  }
+  status.textContent = runningWord + " : " + s.current + " (" + s.results.length + "/" + s.total + ")";
+  setTimeout(() => poll(id), 250);
+}
+
+form.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  button.disabled = true; results.innerHTML = ""; overall.innerHTML = "";
+  bar.hidden = false; bar.value = 0; document.body.dataset.state = "running";
+  const pinField = document.getElementById("pin");
+  const body = {lang: lang, url: document.getElementById("url").value || null,
+                pin: pinField.value || null};
+  pinField.value = "";  // the page keeps no copy of the PIN
+  const r = await fetch("api/runs", {method: "POST", cache: "no-store",
+                                     headers: {"Content-Type": "application/json"},
+                                     body: JSON.stringify(body)});
+  body.pin = null;
+  if (!r.ok && r.status !== 409) { status.textContent = "HTTP " + r.status; button.disabled = false; return; }
+  const s = await r.json();
+  poll(s.id);
+});
+"""
+
+
+class DiagnosticServer:
+    """The diagnostic web app bound to 127.0.0.1 with a random token; see the module docstring.
+
+    ``run_function(lang, url, pin, observer)`` runs the checks (the CLI passes
+    :func:`cps_middleware.diagnostics.run` with its options). Use :meth:`start`
+    / :meth:`stop` to serve in a background thread, or :meth:`serve` to block.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(
+        self,
+        run_function: RunFunction,
+        *,
+        lang: str = "fr",
+        default_url: str | None = None,
+        port: int = 0,
+        token: str | None = None,
+    ) -> None:
+        self.run_function = run_function
+        self.lang = lang if lang in LANGUAGES else "fr"
+        self.default_url = default_url
+        self.token = token or secrets.token_urlsafe(24)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((self.host, port))
+        self.port: int = self._sock.getsockname()[1]
+        self._runs: dict[str, _RunState] = {}
+        self._runs_lock = threading.Lock()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.app = _Guard(self._starlette(), self.token, self.host, lambda: self.port)
+
+    @property
+    def url(self) -> str:
+        """The URL to open (it carries the token)."""
+        return f"http://{self.host}:{self.port}/{self.token}/"
+
+    # --- the app ------------------------------------------------------------------
+
+    def _starlette(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/", self._page, methods=["GET"]),
+            Route("/app.js", self._js, methods=["GET"]),
+            Route("/app.css", self._css, methods=["GET"]),
+            Route("/api/runs", self._start_run, methods=["POST"]),
+            Route("/api/runs/{run_id}", self._run_status, methods=["GET"]),
+            Route("/api/runs/{run_id}/report.json", self._run_json, methods=["GET"]),
+        ])
+
+    async def _page(self, request: Request) -> Response:
+        import html
+
+        lang = request.query_params.get("lang", self.lang)
+        lang = lang if lang in LANGUAGES else "fr"
+        w = _PAGE_WORDS[lang]
+        other = "en" if lang == "fr" else "fr"
+        e = html.escape
+        return HTMLResponse(
+            f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{e(w["title"])}</title><link rel="stylesheet" href="app.css"></head>'
+            f'<body data-state="idle" data-running="{e(w["running"])}"><main>'
+            f'<p class="muted lang"><a href="?lang={other}">{e(w["other"])}</a></p>'
+            f'<h1>{e(w["title"])}</h1><p>{e(w["intro"])}</p>'
+            '<form id="diag-form" autocomplete="off">'
+            f'<p><label>{e(w["url"])}<br><input id="url" type="url" size="50" '
+            f'value="{e(self.default_url or "")}"></label></p>'
+            f'<p><label>{e(w["pin"])}<br><input id="pin" type="password" inputmode="numeric" '
+            'autocomplete="off" maxlength="8" size="10"></label></p>'
+            f'<p><button id="run" type="submit">{e(w["run"])}</button> '
+            '<progress id="progress" hidden></progress> <span id="status" role="status"></span></p>'
+            '</form><div id="overall"></div><div id="results" aria-live="polite"></div>'
+            '<script src="app.js"></script></main></body></html>'
+        )
+
+    async def _js(self, request: Request) -> Response:
+        return Response(_JS, media_type="text/javascript; charset=utf-8")
+
+    async def _css(self, request: Request) -> Response:
+        extra = "input,button{font:inherit;padding:.3rem .5rem} progress{width:12rem} .lang{float:right}"
+        return Response(CSS + extra, media_type="text/css; charset=utf-8")
+
+    async def _start_run(self, request: Request) -> Response:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return PlainTextResponse("JSON only", status_code=415)
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return PlainTextResponse("bad JSON", status_code=400)
+        if not isinstance(body, dict):
+            return PlainTextResponse("bad JSON", status_code=400)
+        lang = body.get("lang") if body.get("lang") in LANGUAGES else self.lang
+        url = body.get("url") or None
+        pin = body.get("pin") or None
+        body.clear()
+        if url is not None and (not isinstance(url, str) or not url.startswith("https://")):
+            return JSONResponse({"error": "the Test SSL address must start with https://"},
+                                status_code=400)
+        if pin is not None and not isinstance(pin, str):
+            return PlainTextResponse("bad PIN field", status_code=400)
+        with self._runs_lock:
+            for st in self._runs.values():
+                if not st.done.is_set():
+                    return JSONResponse({"id": st.id, "state": "running"}, status_code=409)
+            state = _RunState(id=secrets.token_urlsafe(8), lang=str(lang))
+            self._runs[state.id] = state
+        threading.Thread(
+            target=self._execute, args=(state, url, pin), name="cps-diag-web-run", daemon=True
+        ).start()
+        del pin
+        return JSONResponse({"id": state.id, "state": "running"}, status_code=202)
+
+    def _execute(self, state: _RunState, url: str | None, pin: str | None) -> None:
+        try:
+            state.run = self.run_function(state.lang, url, pin, _Progress(state))
+        except Exception as exc:  # shown on the page; never the PIN (not in any message here)
+            state.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            pin = None
+            state.done.set()
+
+    def _state(self, request: Request) -> _RunState | None:
+        return self._runs.get(request.path_params["run_id"])
+
+    async def _run_status(self, request: Request) -> Response:
+        state = self._state(request)
+        if state is None:
+            return PlainTextResponse("no such run", status_code=404)
+        done = state.done.is_set()
+        results = list(state.results)
+        return JSONResponse({
+            "id": state.id,
+            "state": "done" if done else "running",
+            "total": state.total,
+            "current": state.current,
+            "results": [
+                {"id": r.check_id, "status": r.status.value,
+                 "html": render_result_html(r, state.lang)}
+                for r in results
+            ],
+            "overall": state.run.status.value if state.run else None,
+            "overall_html": render_overall_html(state.run) if state.run else None,
+            "error": state.error,
+        })
+
+    async def _run_json(self, request: Request) -> Response:
+        state = self._state(request)
+        if state is None or state.run is None:
+            return PlainTextResponse("no such finished run", status_code=404)
+        return Response(state.run.to_json(), media_type="application/json")
+
+    # --- serving ---------------------------------------------------------------------
+
+    def _config(self) -> uvicorn.Config:
+        return uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off",
+            server_header=False, date_header=False,
+        )
+
+    def serve(self) -> None:
+        """Serve until interrupted (Ctrl-C)."""
+        self._server = uvicorn.Server(self._config())
+        self._server.run(sockets=[self._sock])
+
+    def start(self) -> str:
+        """Serve in a background thread; returns the URL once it accepts connections."""
+        self._server = uvicorn.Server(self._config())
+        server = self._server
+        self._thread = threading.Thread(
+            target=lambda: server.run(sockets=[self._sock]), name="cps-diag-web", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the diagnostic web server did not start")
+            time.sleep(0.01)
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        self._sock.close()
+
+    def wait_run(self, timeout: float = 60.0) -> DiagnosticRun | None:
+        """Wait for the latest run to finish (tests, scripts) and return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._runs_lock:
+                states = list(self._runs.values())
+            if states and states[-1].done.wait(max(0.0, deadline - time.monotonic())):
+                return states[-1].run
+            time.sleep(0.05)
+        return None

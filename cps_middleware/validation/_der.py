@@ -1,0 +1,541 @@
+"""Minimal DER walk over X.509 certificates and CRLs, for the batch validator.
+
+Building ``cryptography``'s Python objects for every field of a certificate
+costs tens of microseconds; the batch validator needs only a handful of facts
+per holder certificate (issuer name bytes, validity window, serial, key usage,
+a few extension values, the signed bytes and the signature). This module reads
+exactly those, straight from the DER, and rejects what is not strict DER.
+
+Everything here raises :class:`DerError` (with a reason a person can read) on
+bad input and nothing else; callers turn it into a ``MALFORMED`` result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__: list[str] = []  # private module
+
+# Raw OID contents (the bytes after tag and length) of what we read.
+OID_BASIC_CONSTRAINTS = bytes.fromhex("551d13")  # 2.5.29.19
+OID_KEY_USAGE = bytes.fromhex("551d0f")  # 2.5.29.15
+OID_EXT_KEY_USAGE = bytes.fromhex("551d25")  # 2.5.29.37
+OID_CERT_POLICIES = bytes.fromhex("551d20")  # 2.5.29.32
+OID_SKI = bytes.fromhex("551d0e")  # 2.5.29.14
+OID_AKI = bytes.fromhex("551d23")  # 2.5.29.35
+OID_SAN = bytes.fromhex("551d11")  # 2.5.29.17
+OID_CRL_REASON = bytes.fromhex("551d15")  # 2.5.29.21
+OID_INVALIDITY_DATE = bytes.fromhex("551d18")  # 2.5.29.24
+OID_ANY_POLICY = bytes.fromhex("551d2000")  # 2.5.29.32.0
+OID_ANY_EKU = bytes.fromhex("551d2500")  # 2.5.29.37.0
+
+# Extensions this validator processes, so that they may be critical. Anything
+# else marked critical makes the certificate fail (RFC 5280 4.2). Name
+# constraints, policy constraints / mappings and inhibitAnyPolicy are NOT
+# processed: a CA marking them critical is refused rather than half-checked.
+HANDLED_EXTENSIONS = frozenset(
+    {OID_BASIC_CONSTRAINTS, OID_KEY_USAGE, OID_EXT_KEY_USAGE, OID_CERT_POLICIES, OID_SAN}
+)
+
+# keyUsage bit numbers (RFC 5280 4.2.1.3); a parsed keyUsage is an int with
+# bit n set for usage n, -1 when the extension is absent (= unrestricted).
+KU_BITS = {
+    "digital_signature": 0,
+    "non_repudiation": 1,
+    "content_commitment": 1,
+    "key_encipherment": 2,
+    "data_encipherment": 3,
+    "key_agreement": 4,
+    "key_cert_sign": 5,
+    "crl_sign": 6,
+    "encipher_only": 7,
+    "decipher_only": 8,
+}
+KU_KEY_CERT_SIGN = 1 << 5
+KU_CRL_SIGN = 1 << 6
+
+
+class DerError(ValueError):
+    """The bytes are not a DER certificate/CRL this module can read."""
+
+
+def _tlv(b: bytes, i: int, end: int) -> tuple[int, int, int]:
+    """Read one TLV header at ``i``: (tag, content start, content end)."""
+    if i + 2 > end:
+        raise DerError("truncated DER")
+    tag = b[i]
+    if tag & 0x1F == 0x1F:
+        raise DerError("high tag numbers are not used in certificates")
+    n = b[i + 1]
+    i += 2
+    if n < 0x80:
+        e = i + n
+    elif n == 0x81:
+        if i + 1 > end:
+            raise DerError("truncated DER length")
+        n = b[i]
+        if n < 0x80:
+            raise DerError("non-minimal DER length")
+        i += 1
+        e = i + n
+    elif n == 0x82:
+        if i + 2 > end:
+            raise DerError("truncated DER length")
+        n = (b[i] << 8) | b[i + 1]
+        if n < 0x100:
+            raise DerError("non-minimal DER length")
+        i += 2
+        e = i + n
+    elif n == 0x83:
+        if i + 3 > end:
+            raise DerError("truncated DER length")
+        n = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2]
+        if n < 0x10000:
+            raise DerError("non-minimal DER length")
+        i += 3
+        e = i + n
+    else:
+        raise DerError("indefinite or oversized DER length")
+    if e > end:
+        raise DerError("DER length runs past its container")
+    return tag, i, e
+
+
+def _time(b: bytes, tag: int, s: int, e: int) -> bytes:
+    """UTCTime / GeneralizedTime → 15 ASCII bytes ``YYYYMMDDHHMMSSZ``."""
+    v = b[s:e]
+    if tag == 0x17 and e - s == 13:
+        if not (v[:12].isdigit() and v[12] == 0x5A):
+            raise DerError("bad UTCTime")
+        return (b"19" if v[0] >= 0x35 else b"20") + v
+    if tag == 0x18 and e - s == 15:
+        if not (v[:14].isdigit() and v[14] == 0x5A):
+            raise DerError("bad GeneralizedTime")
+        return v
+    raise DerError("bad time encoding")
+
+
+def times_to_epoch(stamps: list[bytes]) -> npt.NDArray[np.int64]:
+    """Vectorised ``YYYYMMDDHHMMSSZ`` → seconds since 1970 (int64).
+
+    Raises DerError naming the first impossible date (month 13, 31 February...).
+    """
+    if not stamps:
+        return np.zeros(0, dtype=np.int64)
+    a = np.frombuffer(b"".join(stamps), dtype=np.uint8).reshape(-1, 15).astype(np.int64) - 48
+    y = a[:, 0] * 1000 + a[:, 1] * 100 + a[:, 2] * 10 + a[:, 3]
+    mo = a[:, 4] * 10 + a[:, 5]
+    d = a[:, 6] * 10 + a[:, 7]
+    hh = a[:, 8] * 10 + a[:, 9]
+    mi = a[:, 10] * 10 + a[:, 11]
+    ss = a[:, 12] * 10 + a[:, 13]
+    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+    mdays = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+    ok = (mo >= 1) & (mo <= 12) & (hh < 24) & (mi < 60) & (ss < 60) & (d >= 1)
+    mlen = mdays[np.clip(mo - 1, 0, 11)] + ((mo == 2) & leap)
+    ok &= d <= mlen
+    if not ok.all():
+        bad = stamps[int(np.argmin(ok))]
+        raise DerError(f"impossible date {bad.decode('ascii', 'replace')}")
+    # days from civil (H. Hinnant), vectorised
+    yy = y - (mo <= 2)
+    era = yy // 400
+    yoe = yy - era * 400
+    mp = (mo + 9) % 12
+    doy = (153 * mp + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    out: npt.NDArray[np.int64] = days * 86400 + hh * 3600 + mi * 60 + ss
+    return out
+
+
+def time_to_epoch(stamp: bytes) -> int:
+    return int(times_to_epoch([stamp])[0])
+
+
+def _oid_list(b: bytes, s: int, e: int) -> tuple[bytes, ...]:
+    out = []
+    while s < e:
+        tag, cs, ce = _tlv(b, s, e)
+        if tag != 0x06:
+            raise DerError("expected an OID")
+        out.append(b[cs:ce])
+        s = ce
+    return tuple(out)
+
+
+def _policies(b: bytes, s: int, e: int) -> tuple[bytes, ...]:
+    tag, s, e = _tlv(b, s, e)
+    if tag != 0x30:
+        raise DerError("bad certificatePolicies")
+    out = []
+    while s < e:
+        tag, ps, pe = _tlv(b, s, e)
+        if tag != 0x30:
+            raise DerError("bad PolicyInformation")
+        tag, os_, oe = _tlv(b, ps, pe)
+        if tag != 0x06:
+            raise DerError("bad policy OID")
+        out.append(b[os_:oe])
+        s = pe
+    return tuple(out)
+
+
+def _key_usage(b: bytes, s: int, e: int) -> int:
+    tag, s, e = _tlv(b, s, e)
+    if tag != 0x03 or e - s < 1 or e - s > 3 or b[s] > 7:
+        raise DerError("bad keyUsage")
+    bits = 0
+    for k, byte in enumerate(b[s + 1 : e]):
+        for j in range(8):
+            if byte & (0x80 >> j):
+                bits |= 1 << (k * 8 + j)
+    return bits
+
+
+def _basic_constraints(b: bytes, s: int, e: int) -> tuple[bool, int]:
+    """→ (cA, pathLen or -1)."""
+    tag, s, e = _tlv(b, s, e)
+    if tag != 0x30:
+        raise DerError("bad basicConstraints")
+    ca = False
+    plen = -1
+    if s < e:
+        tag, cs, ce = _tlv(b, s, e)
+        if tag == 0x01:
+            if ce - cs != 1 or b[cs] not in (0, 0xFF):
+                raise DerError("bad BOOLEAN")
+            ca = b[cs] == 0xFF
+            s = ce
+            if s < e:
+                tag, cs, ce = _tlv(b, s, e)
+        if s < e:
+            if tag != 0x02 or ce - cs < 1 or ce - cs > 4 or b[cs] & 0x80:
+                raise DerError("bad pathLenConstraint")
+            plen = int.from_bytes(b[cs:ce], "big")
+            s = ce
+        if s != e:
+            raise DerError("trailing data in basicConstraints")
+    return ca, plen
+
+
+def _aki(b: bytes, s: int, e: int) -> bytes | None:
+    tag, s, e = _tlv(b, s, e)
+    if tag != 0x30:
+        raise DerError("bad authorityKeyIdentifier")
+    if s < e:
+        tag, cs, ce = _tlv(b, s, e)
+        if tag == 0x80:
+            return b[cs:ce]
+    return None
+
+
+def _octets(b: bytes, s: int, e: int) -> bytes:
+    tag, s, e = _tlv(b, s, e)
+    if tag != 0x04:
+        raise DerError("bad OCTET STRING")
+    return b[s:e]
+
+
+# Index of the fields in the tuple parse_certificate returns.
+(
+    F_TBS,
+    F_SIGALG,
+    F_SIG,
+    F_SERIAL,
+    F_ISSUER,
+    F_SUBJECT,
+    F_NB,
+    F_NA,
+    F_SPKI,
+    F_KU,
+    F_CA,
+    F_PATHLEN,
+    F_EKU,
+    F_POLICIES,
+    F_AKI,
+    F_SKI,
+    F_CRITICAL,
+) = range(17)
+
+CertFacts = tuple[Any, ...]
+
+
+def parse_certificate(der: bytes) -> CertFacts:
+    """Read the facts the validator needs; raise DerError if not a DER certificate.
+
+    Returns a tuple indexed by the ``F_*`` constants: tbs bytes, signature
+    AlgorithmIdentifier (full DER), signature bytes, serial (INTEGER content),
+    issuer and subject Name (full DER), notBefore / notAfter (15-byte stamps),
+    SubjectPublicKeyInfo (full DER), keyUsage bits (-1 if absent), cA, pathLen
+    (-1 if none), EKU OIDs (None if absent), policy OIDs (None if absent), AKI
+    key id, SKI, and the first unhandled critical extension OID (None if none).
+    """
+    try:
+        return _parse_certificate(der)
+    except IndexError:
+        raise DerError("truncated DER") from None
+
+
+def _parse_certificate(der: bytes) -> CertFacts:
+    tlv = _tlv
+    end = len(der)
+    tag, s, e = tlv(der, 0, end)
+    if tag != 0x30 or e != end:
+        raise DerError("not a DER certificate (outer SEQUENCE)")
+    tag, ts, te = tlv(der, s, e)
+    if tag != 0x30:
+        raise DerError("bad tbsCertificate")
+    tbs = der[s:te]
+    tag, as_, ae = tlv(der, te, e)
+    if tag != 0x30:
+        raise DerError("bad signatureAlgorithm")
+    sigalg = der[te:ae]
+    tag, ss, se = tlv(der, ae, e)
+    if tag != 0x03 or se != e or ss >= se or der[ss] != 0:
+        raise DerError("bad signatureValue")
+    sig = der[ss + 1 : se]
+
+    # tbsCertificate
+    i = ts
+    version = 0
+    if der[i] == 0xA0:
+        if der[i + 1 : i + 4] != b"\x03\x02\x01" or der[i + 4] not in (1, 2):
+            raise DerError("bad version")
+        version = der[i + 4]
+        i += 5
+    tag, cs, ce = tlv(der, i, te)
+    if tag != 0x02 or ce == cs or ce - cs > 21:
+        raise DerError("bad serialNumber")
+    serial = der[cs:ce]
+    i = ce
+    ce = i + len(sigalg)
+    if der[i:ce] != sigalg:
+        raise DerError("inner and outer signature algorithms differ")
+    i = ce
+    tag, cs, ce = tlv(der, i, te)
+    if tag != 0x30:
+        raise DerError("bad issuer")
+    issuer = der[i:ce]
+    i = ce
+    # Validity: two 13-byte UTCTimes in a 30 1E is the usual case.
+    if der[i : i + 4] == b"\x30\x1e\x17\x0d" and der[i + 17 : i + 19] == b"\x17\x0d":
+        nb = der[i + 4 : i + 17]
+        na = der[i + 19 : i + 32]
+        if not (nb[:12].isdigit() and nb[12] == 0x5A and na[:12].isdigit() and na[12] == 0x5A):
+            raise DerError("bad UTCTime")
+        nb = (b"19" if nb[0] >= 0x35 else b"20") + nb
+        na = (b"19" if na[0] >= 0x35 else b"20") + na
+        i += 32
+    else:
+        tag, vs, ve = tlv(der, i, te)
+        if tag != 0x30:
+            raise DerError("bad validity")
+        tag, cs, ce = tlv(der, vs, ve)
+        nb = _time(der, tag, cs, ce)
+        tag, cs, ce2 = tlv(der, ce, ve)
+        na = _time(der, tag, cs, ce2)
+        if ce2 != ve:
+            raise DerError("bad validity")
+        i = ve
+    tag, cs, ce = tlv(der, i, te)
+    if tag != 0x30:
+        raise DerError("bad subject")
+    subject = der[i:ce]
+    i = ce
+    tag, cs, ce = tlv(der, i, te)
+    if tag != 0x30:
+        raise DerError("bad subjectPublicKeyInfo")
+    spki = der[i:ce]
+    i = ce
+
+    ku = -1
+    ca = False
+    plen = -1
+    eku = None
+    policies = None
+    aki = None
+    ski = None
+    critical = None
+    while i < te:
+        tag, cs, ce = tlv(der, i, te)
+        if tag in (0x81, 0x82):  # issuer/subject unique IDs
+            i = ce
+            continue
+        if tag != 0xA3 or version != 2 or ce != te:
+            raise DerError("bad extensions")
+        tag, xs, xe = tlv(der, cs, ce)
+        if tag != 0x30 or xe != ce or xs == xe:
+            raise DerError("bad extensions")
+        seen = set()
+        while xs < xe:
+            # Extension ::= SEQUENCE { OID, critical BOOLEAN DEFAULT FALSE, OCTET STRING }
+            if der[xs] != 0x30:
+                raise DerError("bad extension")
+            n = der[xs + 1]
+            if n < 0x80:
+                es = xs + 2
+                ee = es + n
+                if ee > xe:
+                    raise DerError("extension runs past its container")
+            else:
+                tag, es, ee = tlv(der, xs, xe)
+            n = der[es + 1]
+            if der[es] != 0x06 or n >= 0x80:
+                raise DerError("bad extension OID")
+            oe = es + 2 + n
+            oid = der[es + 2 : oe]
+            if oid in seen:
+                raise DerError("duplicate extension")
+            seen.add(oid)
+            crit = False
+            if der[oe] == 0x01:
+                if der[oe + 1 : oe + 3] != b"\x01\xff":  # DER: FALSE is omitted
+                    raise DerError("bad critical flag")
+                crit = True
+                oe += 3
+            tag, vs, ve = tlv(der, oe, ee)
+            if tag != 0x04 or ve != ee:
+                raise DerError("bad extension value")
+            if oid == OID_KEY_USAGE:
+                ku = _key_usage(der, vs, ve)
+            elif oid == OID_BASIC_CONSTRAINTS:
+                ca, plen = _basic_constraints(der, vs, ve)
+            elif oid == OID_AKI:
+                aki = _aki(der, vs, ve)
+            elif oid == OID_SKI:
+                ski = _octets(der, vs, ve)
+            elif oid == OID_CERT_POLICIES:
+                policies = _policies(der, vs, ve)
+            elif oid == OID_EXT_KEY_USAGE:
+                tag, ls, le = tlv(der, vs, ve)
+                if tag != 0x30:
+                    raise DerError("bad extKeyUsage")
+                eku = _oid_list(der, ls, le)
+            elif crit and critical is None and oid not in HANDLED_EXTENSIONS:
+                critical = oid
+            xs = ee
+        i = ce
+    return (
+        tbs, sigalg, sig, serial, issuer, subject, nb, na, spki,
+        ku, ca, plen, eku, policies, aki, ski, critical,
+    )  # fmt: skip
+
+
+def oid_text(raw: bytes) -> str:
+    """Dotted text of raw OID content bytes (for reasons shown to people)."""
+    if not raw:
+        return "?"
+    first = raw[0]
+    parts = [str(min(first // 40, 2)), str(first - 40 * min(first // 40, 2))]
+    n = 0
+    for byte in raw[1:]:
+        n = (n << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            parts.append(str(n))
+            n = 0
+    return ".".join(parts)
+
+
+def oid_raw(dotted: str) -> bytes:
+    """Raw OID content bytes of a dotted OID."""
+    nums = [int(x) for x in dotted.split(".")]
+    if len(nums) < 2:
+        raise ValueError(f"bad OID {dotted!r}")
+    out = bytearray()
+    for k, n in enumerate([40 * nums[0] + nums[1], *nums[2:]]):
+        del k
+        chunk = [n & 0x7F]
+        n >>= 7
+        while n:
+            chunk.append(0x80 | (n & 0x7F))
+            n >>= 7
+        out.extend(reversed(chunk))
+    return bytes(out)
+
+
+# --- CRLs ---------------------------------------------------------------------
+
+# An entry: serial (INTEGER content) -> (revocation stamp, reason code or -1,
+# invalidity stamp or None). Reason codes are RFC 5280 CRLReason values.
+CrlEntries = dict[bytes, tuple[bytes, int, bytes | None]]
+
+
+def parse_crl_entries(der: bytes) -> tuple[CrlEntries, bytes | None]:
+    """Walk a CRL's revokedCertificates → (entries, first unhandled critical entry ext OID).
+
+    Structure and signature of the CRL itself are checked by the caller
+    (with ``cryptography``); this only reads the list, fast.
+    """
+    end = len(der)
+    tag, s, e = _tlv(der, 0, end)
+    if tag != 0x30 or e != end:
+        raise DerError("not a DER CRL")
+    tag, ts, te = _tlv(der, s, e)
+    if tag != 0x30:
+        raise DerError("bad tbsCertList")
+    i = ts
+    tag, cs, ce = _tlv(der, i, te)
+    if tag == 0x02:  # version
+        i = ce
+        tag, cs, ce = _tlv(der, i, te)
+    i = ce  # signature AlgorithmIdentifier
+    tag, cs, ce = _tlv(der, i, te)  # issuer
+    i = ce
+    tag, cs, ce = _tlv(der, i, te)  # thisUpdate
+    i = ce
+    entries: CrlEntries = {}
+    bad_critical = None
+    if i >= te:
+        return entries, None
+    tag, cs, ce = _tlv(der, i, te)
+    if tag in (0x17, 0x18):  # nextUpdate
+        i = ce
+        if i >= te:
+            return entries, None
+        tag, cs, ce = _tlv(der, i, te)
+    if tag != 0x30:  # [0] crlExtensions only: no entries
+        return entries, None
+    rs = cs
+    while rs < ce:
+        tag, es, ee = _tlv(der, rs, ce)
+        if tag != 0x30:
+            raise DerError("bad CRL entry")
+        tag, ss, se = _tlv(der, es, ee)
+        if tag != 0x02:
+            raise DerError("bad CRL entry serial")
+        serial = der[ss:se]
+        tag, ds, de = _tlv(der, se, ee)
+        stamp = _time(der, tag, ds, de)
+        reason = -1
+        invalidity = None
+        if de < ee:
+            tag, xs, xe = _tlv(der, de, ee)
+            if tag != 0x30:
+                raise DerError("bad CRL entry extensions")
+            while xs < xe:
+                tag, ys, ye = _tlv(der, xs, xe)
+                tag, os_, oe = _tlv(der, ys, ye)
+                oid = der[os_:oe]
+                tag, vs, ve = _tlv(der, oe, ye)
+                crit = False
+                if tag == 0x01:
+                    crit = ve - vs == 1 and der[vs] != 0
+                    tag, vs, ve = _tlv(der, ve, ye)
+                if oid == OID_CRL_REASON:
+                    rt, rcs, rce = _tlv(der, vs, ve)
+                    if rt != 0x0A or rce - rcs != 1:
+                        raise DerError("bad CRL reason")
+                    reason = der[rcs]
+                elif oid == OID_INVALIDITY_DATE:
+                    it, ics, ice = _tlv(der, vs, ve)
+                    invalidity = _time(der, it, ics, ice)
+                elif crit and bad_critical is None:
+                    bad_critical = oid
+                xs = ye
+        entries[serial] = (stamp, reason, invalidity)
+        rs = ee
+    return entries, bad_critical
