@@ -52,6 +52,7 @@ __all__ = [
     "PukIncorrect",
     "PukLocked",
     "SelectionError",
+    "SignatureFailed",
     "TestCardError",
     "TlsError",
     "TokenUnusable",
@@ -356,3 +357,13 @@ class BridgeUnavailable(TlsError):
         "the native OpenSSL bridge cannot be used with this Python: reinstall "
         "cps-middleware against the same OpenSSL 3 as Python's ssl module"
     )
+
+
+class SignatureFailed(TlsError):
+    """The key (card or file) failed to sign during a TLS handshake.
+
+    Raised when the signer's own error is not a :class:`CpsError` (which is
+    re-raised as it is); the signer's exception is the ``__cause__``.
+    """
+
+    default_hint = "the card could not sign: check that it is inserted and logged in"

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Literal
+from typing import Literal, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -51,7 +51,10 @@ __all__ = [
     "pair_key",
     "parse_usage",
     "select",
+    "select_certificate",
 ]
+
+_T = TypeVar("_T")
 
 KeyType = Literal["RSA", "EC"]
 UsageName = Literal["auth", "sign", "technical"]
@@ -206,7 +209,7 @@ class CertificateCriteria:
         cert = candidate.certificate
         why: list[str] = []
         if candidate.is_authority and not self.include_authorities:
-            why.append("is a CA certificate, not a holder certificate")
+            return ["is a CA certificate, not a holder certificate"]  # nothing else matters
         holder = candidate.holder
         if self.usage is not None and holder.usage is not self.usage:
             why.append(f"usage is {holder.usage.value}, wanted {self.usage.value}")
@@ -278,6 +281,27 @@ def select(
         elif not why:
             fitting.append(Selected(cert, paired[0], paired[1]))
         report.append((cert.describe(), why))
+    return _exactly_one(fitting, report, criteria)
+
+
+def select_certificate(
+    certificates: Iterable[CertificateCandidate], criteria: CertificateCriteria
+) -> CertificateCandidate:
+    """Like :func:`select` without looking for the private key (to show or export a
+    certificate, or read the holder identity)."""
+    report: list[tuple[str, Sequence[str]]] = []
+    fitting: list[CertificateCandidate] = []
+    for cert in certificates:
+        why = criteria.mismatches(cert)
+        if not why:
+            fitting.append(cert)
+        report.append((cert.describe(), why))
+    return _exactly_one(fitting, report, criteria)
+
+
+def _exactly_one(
+    fitting: list[_T], report: list[tuple[str, Sequence[str]]], criteria: CertificateCriteria
+) -> _T:
     if len(fitting) == 1:
         return fitting[0]
     wanted = _describe_criteria(criteria)

@@ -6,7 +6,7 @@ set -euo pipefail
 top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$top"
 
-APT_PACKAGES=(softhsm2 pcscd vsmartcard-vpcd opensc opensc-pkcs11 pcsc-tools libpcsclite-dev
+APT_PACKAGES=(softhsm2 pcscd vsmartcard-vpcd opensc opensc-pkcs11 pcsc-tools libpcsclite-dev libp11-kit-dev
               swig libssl-dev gcc python3-venv python3-dev chromium chromium-driver)
 
 missing=()

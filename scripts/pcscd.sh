@@ -11,9 +11,13 @@ start)
     [ -n "$drv" ] || { echo "pcscd.sh: vpcd driver not found (apt-get install vsmartcard-vpcd)" >&2; exit 1; }
     # Three vpcd entries: virtual readers on TCP ports 35963..35968 (two per entry),
     # so that independent test runs can each use their own pair of readers.
+    # pcscd loads a driver once per path: each entry needs its own copy of the
+    # driver (kept outside the config folder, whose every file pcscd reads).
+    libs="$(mktemp -d -t cps-vpcd-lib-XXXXXX)"
     for port in 35963 35965 35967; do
+        cp "$drv" "$libs/libifdvpcd-$port.so"
         printf 'FRIENDLYNAME "Virtual PCD %d"\nDEVICENAME   /dev/null:0x%X\nLIBPATH      %s\nCHANNELID    0x%X\n\n' \
-            "$port" "$port" "$drv" "$port"
+            "$port" "$port" "$libs/libifdvpcd-$port.so" "$port"
     done > "$conf/vpcd"
     mkdir -p /run/pcscd
     pcscd --foreground --config "$conf" >/dev/null 2>&1 &

@@ -5,8 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cps_middleware.cards.identity import CertificateUsage
+from cps_middleware.cards.identity import (
+    CERTIFICATE_LABELS,
+    PRIVATE_KEY_LABELS,
+    CertificateUsage,
+)
 from cps_middleware.errors import AmbiguousSelection, InvalidInput, NoMatchingCertificate
 from cps_middleware.selection import (
     CertificateCandidate,
@@ -172,3 +178,58 @@ def test_parse_usage() -> None:
 def test_empty_token() -> None:
     with pytest.raises(NoMatchingCertificate, match="holds no certificate"):
         select([], [], CertificateCriteria.for_tls())
+
+
+# -- property: each criterion explains exactly its own mismatch ------------------------
+
+_FIELDS = ("usage", "label", "cka_id", "issuer", "valid_at", "key_type", "holder_id")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    wrong=st.sets(st.sampled_from(_FIELDS)),
+    use_sign=st.booleans(),
+    label=st.text(min_size=1, max_size=20).filter(
+        lambda t: t not in CERTIFICATE_LABELS and t not in PRIVATE_KEY_LABELS
+    ),
+    cka_id=st.binary(min_size=1, max_size=20),
+)
+def test_mismatches_name_exactly_the_wrong_fields(
+    creds: CardCredentials, wrong: set[str], use_sign: bool, label: str, cka_id: bytes
+) -> None:
+    ck = creds.signature if use_sign else creds.authentication
+    candidate = CertificateCandidate(ck.certificate, label, cka_id)
+    holder = candidate.holder
+    right = {
+        "usage": holder.usage,
+        "label": label,
+        "cka_id": cka_id,
+        "issuer": holder.issuer_cn,
+        "valid_at": holder.not_before + (holder.not_after - holder.not_before) / 2,
+        "key_type": "EC",
+        "holder_id": holder.ps_id_nat,
+    }
+    other = {
+        "usage": CertificateUsage.AUTHENTICATION if use_sign else CertificateUsage.SIGNATURE,
+        "label": label + "x",
+        "cka_id": cka_id + b"\x00",
+        "issuer": "AC IGC-SANTE FORT PERSONNES",
+        "valid_at": holder.not_after + dt.timedelta(days=1),
+        "key_type": "RSA",
+        "holder_id": "899999999999",
+    }
+    criteria = CertificateCriteria(**{f: other[f] if f in wrong else right[f] for f in _FIELDS})
+    reasons = criteria.mismatches(candidate)
+    assert len(reasons) == len(wrong)
+    keys = [
+        KeyCandidate("CPS_PRIV_AUT", b"\xaa", "EC"),
+        KeyCandidate("CPS_PRIV_SIG", b"\xbb", "EC"),
+    ]
+    if wrong:
+        with pytest.raises(NoMatchingCertificate) as info:
+            select([candidate], keys, criteria)
+        assert list(info.value.candidates[0][1]) == reasons
+    else:
+        # Fits; paired by usage since the certificate's label and ids are arbitrary.
+        chosen = select([candidate], keys, criteria)
+        assert chosen.key.label == ("CPS_PRIV_SIG" if use_sign else "CPS_PRIV_AUT")

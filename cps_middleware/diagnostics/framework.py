@@ -43,6 +43,8 @@ __all__ = [
     "Finding",
     "RunObserver",
     "Status",
+    "error_details",
+    "remedy_for_error",
     "run_checks",
 ]
 
@@ -262,7 +264,9 @@ class DiagnosticRun:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DiagnosticRun:
         if data.get("schema") != SCHEMA:
-            raise errors.InvalidInput(f"not a cps-middleware diagnostic: schema {data.get('schema')!r}")
+            raise errors.InvalidInput(
+                f"not a cps-middleware diagnostic: schema {data.get('schema')!r}"
+            )
         version = int(data.get("schema_version", 0))
         if version > SCHEMA_VERSION:
             raise errors.InvalidInput(
@@ -326,7 +330,8 @@ def remedy_for_error(exc: BaseException) -> str:
     return "internal"
 
 
-def _error_details(exc: BaseException) -> dict[str, JsonValue]:
+def error_details(exc: BaseException) -> dict[str, JsonValue]:
+    """Technical details of an exception for a result: class, message, code, module, hint."""
     d: dict[str, JsonValue] = {"exception": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, errors.CpsError):
         for k in ("function", "code_name", "module", "hint"):
@@ -345,14 +350,14 @@ def _finding_from_exception(ctx: CheckContext, exc: BaseException) -> Finding:
     if isinstance(exc, errors.CpsError):
         reason = "error." + type(exc).__name__
         return ctx.error(
-            reason, exc.message, exc.message, remedy_for_error(exc), **_error_details(exc)
+            reason, exc.message, exc.message, remedy_for_error(exc), **error_details(exc)
         )
     return ctx.error(
         "internal",
         f"Erreur inattendue : {type(exc).__name__}: {exc}",
         f"Unexpected error: {type(exc).__name__}: {exc}",
         "internal",
-        **_error_details(exc),
+        **error_details(exc),
     )
 
 
@@ -424,7 +429,9 @@ def run_checks(
     for c in checks:
         missing = [d for d in c.depends if d not in seen_ids]
         if missing:
-            raise errors.InvalidInput(f"check {c.id} depends on {missing}, which do not run before it")
+            raise errors.InvalidInput(
+                f"check {c.id} depends on {missing}, which do not run before it"
+            )
         seen_ids.add(c.id)
     obs = observer or RunObserver()
     started = _dt.datetime.now(_dt.UTC)
@@ -435,7 +442,9 @@ def run_checks(
         for i, check in enumerate(checks):
             obs.check_started(check, i, len(checks))
             c0 = time.monotonic()
-            failed = [d for d in check.depends if results[d].status in (Status.ERROR, Status.SKIPPED)]
+            failed = [
+                d for d in check.depends if results[d].status in (Status.ERROR, Status.SKIPPED)
+            ]
             if failed:
                 titles = ", ".join(results[d].title for d in failed)
                 finding = ctx.skipped(

@@ -116,7 +116,7 @@ def render_text(run: DiagnosticRun, console: Console, *, details: bool = False) 
     table = Table(title=str(w["title"]), title_style="bold", expand=False, show_lines=False)
     table.add_column(str(w["status"]), no_wrap=True)
     table.add_column(str(w["check"]), style="bold")
-    table.add_column(str(w["seen"]))
+    table.add_column(str(w["seen"]), overflow="fold")
     for r in run.results:
         table.add_row(
             Text(f"{_ICONS[r.status]} {status_label(r.status, run.lang)}", style=_STYLES[r.status]),
@@ -125,14 +125,15 @@ def render_text(run: DiagnosticRun, console: Console, *, details: bool = False) 
         )
     console.print(table)
     for r in run.results:
-        if r.remedy is None and not (details and r.details):
+        show_details = details and bool(r.details) and r.status is not Status.SKIPPED
+        if r.remedy is None and not show_details:
             continue
         parts: list[Any] = []
         if r.remedy is not None:
             parts.append(Text(r.remedy.title, style="bold"))
             for i, step in enumerate(r.remedy.steps, 1):
                 parts.append(Text(f"{i}. {step}"))
-        if details and r.details:
+        if show_details:
             parts.append(Text(str(w["details"]), style="dim bold"))
             for k, v in r.details.items():
                 parts.append(Text(f"  {k}: {_detail_text(v)}", style="dim"))
@@ -192,7 +193,8 @@ h1 { font-size: 1.5rem; margin: 0 0 .25rem; }
 .remedy h3 { font-size: .95rem; margin: 0 0 .3rem; }
 .remedy ol { margin: 0; padding-left: 1.3rem; }
 details { margin-top:.4rem; font-size:.85rem; color:#444; }
-details dl { display:grid; grid-template-columns: max-content 1fr; gap:.1rem .8rem; margin:.3rem 0; }
+details dl { display:grid; grid-template-columns: max-content 1fr; gap:.1rem .8rem;
+             margin:.3rem 0; }
 details dt { font-weight:600; } details dd { margin:0; word-break: break-word;
                                              font-family: ui-monospace, monospace; }
 """
@@ -210,7 +212,9 @@ def render_result_html(result: CheckResult, lang: str = "fr") -> str:
         f'<p class="seen">{e(result.seen)}</p>',
     ]
     if result.remedy is not None:
-        out.append(f'<div class="remedy"><h3>{e(str(w["what_to_do"]))} {e(result.remedy.title)}</h3><ol>')
+        out.append(
+            f'<div class="remedy"><h3>{e(str(w["what_to_do"]))} {e(result.remedy.title)}</h3><ol>'
+        )
         out.extend(f"<li>{e(step)}</li>" for step in result.remedy.steps)
         out.append("</ol></div>")
     if result.details:

@@ -23,6 +23,7 @@ log is off (the URL holds the token).
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import secrets
@@ -39,9 +40,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from cps_middleware.diagnostics.checks import DiagnosticOptions
 from cps_middleware.diagnostics.framework import Check, CheckResult, DiagnosticRun, RunObserver
 from cps_middleware.diagnostics.remedies import LANGUAGES
 from cps_middleware.diagnostics.report import CSS, render_overall_html, render_result_html
+from cps_middleware.pkcs11._pin import Pin
 
 __all__ = ["DiagnosticServer", "RunFunction"]
 
@@ -203,7 +206,8 @@ async function poll(id) {
     document.body.dataset.state = "done";
     return;
   }
-  status.textContent = runningWord + " : " + s.current + " (" + s.results.length + "/" + s.total + ")";
+  status.textContent =
+    runningWord + " : " + s.current + " (" + s.results.length + "/" + s.total + ")";
   setTimeout(() => poll(id), 250);
 }
 
@@ -219,7 +223,9 @@ form.addEventListener("submit", async (ev) => {
                                      headers: {"Content-Type": "application/json"},
                                      body: JSON.stringify(body)});
   body.pin = null;
-  if (!r.ok && r.status !== 409) { status.textContent = "HTTP " + r.status; button.disabled = false; return; }
+  if (!r.ok && r.status !== 409) {
+    status.textContent = "HTTP " + r.status; button.disabled = false; return;
+  }
   const s = await r.json();
   poll(s.id);
 });
@@ -258,6 +264,30 @@ class DiagnosticServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.app = _Guard(self._starlette(), self.token, self.host, lambda: self.port)
+
+    @classmethod
+    def for_options(
+        cls, options: DiagnosticOptions, *, lang: str = "fr", port: int = 0
+    ) -> DiagnosticServer:
+        """A server that runs :func:`cps_middleware.diagnostics.run` with ``options``.
+
+        The page may give a Test SSL URL and a PIN for one run: the PIN becomes a
+        :class:`~cps_middleware.pkcs11.Pin` for that run only.
+        """
+
+        def run_function(
+            run_lang: str, url: str | None, pin_text: str | None, observer: RunObserver
+        ) -> DiagnosticRun:
+            from cps_middleware.diagnostics import run
+
+            pin = Pin(pin_text) if pin_text else None
+            opts = dataclasses.replace(options, url=url or options.url, pin=pin)
+            try:
+                return run(opts, lang=run_lang, observer=observer)
+            finally:
+                del pin, opts
+
+        return cls(run_function, lang=lang, default_url=options.url, port=port)
 
     @property
     def url(self) -> str:
@@ -306,7 +336,10 @@ class DiagnosticServer:
         return Response(_JS, media_type="text/javascript; charset=utf-8")
 
     async def _css(self, request: Request) -> Response:
-        extra = "input,button{font:inherit;padding:.3rem .5rem} progress{width:12rem} .lang{float:right}"
+        extra = (
+            "input,button{font:inherit;padding:.3rem .5rem} progress{width:12rem} "
+            ".lang{float:right}"
+        )
         return Response(CSS + extra, media_type="text/css; charset=utf-8")
 
     async def _start_run(self, request: Request) -> Response:

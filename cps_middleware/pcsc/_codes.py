@@ -29,10 +29,21 @@ SCARD_W_RESET_CARD = 0x80100068
 SCARD_W_UNRESPONSIVE_CARD = 0x80100066
 SCARD_W_UNPOWERED_CARD = 0x80100067
 SCARD_E_UNKNOWN_RES_MNG = 0x8010002B
+SCARD_F_COMM_ERROR = 0x80100013
+SCARD_W_SECURITY_VIOLATION = 0x8010006A
 
 #: Codes that mean "this context is dead" (pcscd stopped or restarted): make a new one.
+#: A call blocked in pcscd when it stops returns SCARD_F_COMM_ERROR, sometimes
+#: SCARD_W_SECURITY_VIOLATION (pcsc-lite 1.9.9, seen in about 1 run in 10).
 CONTEXT_LOST = frozenset(
-    {SCARD_E_NO_SERVICE, SCARD_E_SERVICE_STOPPED, SCARD_E_INVALID_HANDLE, SCARD_E_UNKNOWN_RES_MNG}
+    {
+        SCARD_E_NO_SERVICE,
+        SCARD_E_SERVICE_STOPPED,
+        SCARD_E_INVALID_HANDLE,
+        SCARD_E_UNKNOWN_RES_MNG,
+        SCARD_F_COMM_ERROR,
+        SCARD_W_SECURITY_VIOLATION,
+    }
 )
 
 
@@ -69,7 +80,10 @@ _TABLE: dict[int, _Code] = {
     ),
     0x80100010: _Code("SCARD_E_NOT_READY", "reader or card not ready", PcscError),
     0x80100011: _Code("SCARD_E_INVALID_VALUE", "invalid value", PcscError),
-    0x80100013: _Code("SCARD_F_COMM_ERROR", "communication error with the PC/SC service", PcscError),
+    SCARD_F_COMM_ERROR: _Code(
+        "SCARD_F_COMM_ERROR", "communication with the PC/SC service broke",
+        PcscServiceUnavailable,
+    ),
     0x80100016: _Code("SCARD_E_NOT_TRANSACTED", "transaction failed", PcscError),
     SCARD_E_READER_UNAVAILABLE: _Code(
         "SCARD_E_READER_UNAVAILABLE", "the reader is unavailable", NoReaders,
@@ -102,6 +116,9 @@ _TABLE: dict[int, _Code] = {
         "the card was reset: open it again",
     ),
     SCARD_W_REMOVED_CARD: _Code("SCARD_W_REMOVED_CARD", "the card was removed", CardRemoved),
+    SCARD_W_SECURITY_VIOLATION: _Code(
+        "SCARD_W_SECURITY_VIOLATION", "access denied (or the PC/SC service went away)", PcscError
+    ),
 }
 
 

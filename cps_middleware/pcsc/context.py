@@ -58,9 +58,15 @@ class PcscContext:
                 self.generation += 1
             return self._handle
 
-    def renew(self) -> None:
-        """Drop the current context (if any); the next call makes a new one."""
+    def renew(self, failed: int | None = None) -> None:
+        """Drop the current context (if any); the next call makes a new one.
+
+        With ``failed``, only if that handle is still the current one: another
+        thread may already have replaced it.
+        """
         with self._lock:
+            if failed is not None and failed != self._handle:
+                return
             old, self._handle = self._handle, None
         if old is not None:
             # The old context may belong to a pcscd that is gone: ignore the answer.
@@ -105,7 +111,7 @@ class PcscContext:
             if rc == _codes.SCARD_S_SUCCESS or rc in ok:
                 return rc, value
             if rc in _codes.CONTEXT_LOST and attempt == 0:
-                self.renew()
+                self.renew(handle)
                 continue
             err = _codes.error_for(function, rc, reader=reader)
             raise err

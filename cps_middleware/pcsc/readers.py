@@ -118,7 +118,7 @@ def wait_for_reader(
                 current = event_state & ~scard.SCARD_STATE_CHANGED
             if time.monotonic() >= deadline:
                 raise PcscError(
-                    f"reader did not become {'busy' if card_present else 'empty'} "
+                    f"reader did not {'get a card' if card_present else 'become empty'} "
                     f"within {timeout:.1f} s",
                     function="SCardGetStatusChange",
                     code=_codes.SCARD_E_TIMEOUT,

@@ -93,7 +93,9 @@ CKR: Final[dict[int, CkrInfo]] = {
     0x06A: CkrInfo(
         "CKR_KEY_UNEXTRACTABLE", PrivateKeyExportRefused, PrivateKeyExportRefused.default_hint
     ),
-    0x070: CkrInfo("CKR_MECHANISM_INVALID", MechanismUnsupported, MechanismUnsupported.default_hint),
+    0x070: CkrInfo(
+        "CKR_MECHANISM_INVALID", MechanismUnsupported, MechanismUnsupported.default_hint
+    ),
     0x071: CkrInfo("CKR_MECHANISM_PARAM_INVALID", _E, "the mechanism parameters were refused"),
     0x082: CkrInfo("CKR_OBJECT_HANDLE_INVALID", _E, "the object is gone: open the card again"),
     0x090: CkrInfo("CKR_OPERATION_ACTIVE", _E, _BUSY),
@@ -103,7 +105,9 @@ CKR: Final[dict[int, CkrInfo]] = {
     0x0A2: CkrInfo("CKR_PIN_LEN_RANGE", PinFormatError, "the card refused the PIN's length"),
     0x0A3: CkrInfo("CKR_PIN_EXPIRED", PinError, "the PIN has expired: change it"),
     0x0A4: CkrInfo("CKR_PIN_LOCKED", PinLocked, PinLocked.default_hint),
-    0x0B0: CkrInfo("CKR_SESSION_CLOSED", CardRemoved, "the session was closed: open the card again"),
+    0x0B0: CkrInfo(
+        "CKR_SESSION_CLOSED", CardRemoved, "the session was closed: open the card again"
+    ),
     0x0B1: CkrInfo("CKR_SESSION_COUNT", _E, "too many sessions are open on the card"),
     0x0B3: CkrInfo(
         "CKR_SESSION_HANDLE_INVALID", CardRemoved, "the session is gone: open the card again"
@@ -133,9 +137,7 @@ CKR: Final[dict[int, CkrInfo]] = {
     0x0F2: CkrInfo("CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT", _E, _BUG),
     0x100: CkrInfo("CKR_USER_ALREADY_LOGGED_IN", _E, "the card is already logged in"),
     0x101: CkrInfo("CKR_USER_NOT_LOGGED_IN", NotLoggedIn, NotLoggedIn.default_hint),
-    0x102: CkrInfo(
-        "CKR_USER_PIN_NOT_INITIALIZED", TokenUnusable, "the card has no holder PIN set"
-    ),
+    0x102: CkrInfo("CKR_USER_PIN_NOT_INITIALIZED", TokenUnusable, "the card has no holder PIN set"),
     0x103: CkrInfo("CKR_USER_TYPE_INVALID", _E, _BUG),
     0x104: CkrInfo(
         "CKR_USER_ANOTHER_ALREADY_LOGGED_IN",

@@ -120,7 +120,9 @@ def candidate_paths(
         return [Candidate(env, "env")]
     key = _platform_key()
     out = [Candidate(p, "ans") for p in ANS_PATHS.get(key, ())]
-    out += [Candidate(p.format(multiarch=_multiarch()), "opensc") for p in OPENSC_PATHS.get(key, ())]
+    out += [
+        Candidate(p.format(multiarch=_multiarch()), "opensc") for p in OPENSC_PATHS.get(key, ())
+    ]
     seen: set[str] = set()
     unique = []
     for c in out:

@@ -77,8 +77,13 @@ def cps_card(cps_card_factory: CardFactory) -> CpsTestCard:
 def cps4_card(cps_card_factory: CardFactory) -> CpsTestCard:
     return cps_card_factory(
         generation="CPS4",
-        holder=TestHolder(given_name="MARIE", surname="PHARMA-TEST", profession_code=21,
-                          id_number="10009876543", card_number="8025000001/2800000002"),
+        holder=TestHolder(
+            given_name="MARIE",
+            surname="PHARMA-TEST",
+            profession_code=21,
+            id_number="10009876543",
+            card_number="8025000001/2800000002",
+        ),
     )
 
 
@@ -87,7 +92,12 @@ def cps_ec_card(cps_card_factory: CardFactory) -> CpsTestCard:
     return cps_card_factory(
         generation="CPS4",
         key_type="p256",
-        holder=TestHolder(given_name="PAUL", surname="INFIRMIER-TEST", profession_code=60,
-                          id_type="0", id_number="751234567",
-                          card_number="8025000001/2800000003"),
+        holder=TestHolder(
+            given_name="PAUL",
+            surname="INFIRMIER-TEST",
+            profession_code=60,
+            id_type="0",
+            id_number="751234567",
+            card_number="8025000001/2800000003",
+        ),
     )

@@ -41,66 +41,87 @@ def _provision(req: dict[str, Any]) -> None:
     from pkcs11.util.x509 import decode_x509_certificate
 
     subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", req["label"],
-         "--pin", req["pin"], "--so-pin", req["puk"]],
-        check=True, capture_output=True,
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            req["label"],
+            "--pin",
+            req["pin"],
+            "--so-pin",
+            req["puk"],
+        ],
+        check=True,
+        capture_output=True,
     )
     lib = pkcs11.lib(req["softhsm"])
     token = lib.get_token(token_label=req["label"])
     with token.open(rw=True, user_pin=req["pin"]) as session:
         for cert in req["certificates"]:
             attrs = decode_x509_certificate(base64.b64decode(cert["der"]))
-            attrs.update({
-                Attribute.LABEL: cert["label"],
-                Attribute.ID: bytes.fromhex(cert["id"]),
-                Attribute.TOKEN: True,
-                Attribute.PRIVATE: False,
-                Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
-            })
+            attrs.update(
+                {
+                    Attribute.LABEL: cert["label"],
+                    Attribute.ID: bytes.fromhex(cert["id"]),
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: False,
+                    Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                }
+            )
             session.create_object(attrs)
         for key in req["keys"]:
             der = base64.b64decode(key["der"])
             attrs = decode_ec_private_key(der) if key["ec"] else decode_rsa_private_key(der)
-            attrs.update({
-                Attribute.LABEL: key["label"],
-                Attribute.ID: bytes.fromhex(key["id"]),
-                Attribute.TOKEN: True,
-                Attribute.PRIVATE: True,
-                Attribute.SENSITIVE: True,
-                Attribute.EXTRACTABLE: False,
-                Attribute.SIGN: True,
-                Attribute.DECRYPT: bool(key["decrypt"]) and not key["ec"],
-                Attribute.UNWRAP: False,
-            })
+            attrs.update(
+                {
+                    Attribute.LABEL: key["label"],
+                    Attribute.ID: bytes.fromhex(key["id"]),
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: True,
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.SIGN: True,
+                    Attribute.DECRYPT: bool(key["decrypt"]) and not key["ec"],
+                    Attribute.UNWRAP: False,
+                }
+            )
             if key["ec"]:
                 attrs[Attribute.DERIVE] = False
             session.create_object(attrs)
             pub = dict(key["public"])
-            pub_attrs = {Attribute.CLASS: ObjectClass.PUBLIC_KEY,
-                         Attribute.LABEL: key["label"].replace("PRIV", "PUB"),
-                         Attribute.ID: bytes.fromhex(key["id"]), Attribute.TOKEN: True,
-                         Attribute.VERIFY: True}
+            pub_attrs = {
+                Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+                Attribute.LABEL: key["label"].replace("PRIV", "PUB"),
+                Attribute.ID: bytes.fromhex(key["id"]),
+                Attribute.TOKEN: True,
+                Attribute.VERIFY: True,
+            }
             if key["ec"]:
                 from pkcs11 import KeyType
+
                 pub_attrs[Attribute.KEY_TYPE] = KeyType.EC
                 pub_attrs[Attribute.EC_PARAMS] = bytes.fromhex(pub["params"])
                 pub_attrs[Attribute.EC_POINT] = bytes.fromhex(pub["point"])
             else:
                 from pkcs11 import KeyType
+
                 pub_attrs[Attribute.KEY_TYPE] = KeyType.RSA
                 pub_attrs[Attribute.MODULUS] = bytes.fromhex(pub["n"])
                 pub_attrs[Attribute.PUBLIC_EXPONENT] = bytes.fromhex(pub["e"])
             session.create_object(pub_attrs)
         for data in req["data"]:
-            session.create_object({
-                Attribute.CLASS: ObjectClass.DATA,
-                Attribute.LABEL: data["label"],
-                Attribute.APPLICATION: "CPS",
-                Attribute.VALUE: base64.b64decode(data["value"]),
-                Attribute.TOKEN: True,
-                Attribute.PRIVATE: data["private"],
-                Attribute.MODIFIABLE: data["label"] == "CPS_DATA",
-            })
+            session.create_object(
+                {
+                    Attribute.CLASS: ObjectClass.DATA,
+                    Attribute.LABEL: data["label"],
+                    Attribute.APPLICATION: "CPS",
+                    Attribute.VALUE: base64.b64decode(data["value"]),
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: data["private"],
+                    Attribute.MODIFIABLE: data["label"] == "CPS_DATA",
+                }
+            )
 
 
 def main() -> int:

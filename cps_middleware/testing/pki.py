@@ -219,15 +219,17 @@ class TestPki:
         ca_from = _dt.datetime(2020, 1, 1, tzinfo=_dt.UTC)
         ca_to = _dt.datetime(2040, 1, 1, tzinfo=_dt.UTC)
         root_key = self._key("root", self.ca_key_type)
-        root_name = x509.Name([*_BASE_DN, x509.NameAttribute(
-            NameOID.COMMON_NAME, "TEST AC RACINE IGC-SANTE FORT")])
+        root_name = x509.Name(
+            [*_BASE_DN, x509.NameAttribute(NameOID.COMMON_NAME, "TEST AC RACINE IGC-SANTE FORT")]
+        )
         root_cert = self._ca_certificate(
             root_name, root_key, root_name, root_key, None, ca_from, ca_to, "ACR-FO-TEST.crl"
         )
         self.root = CertifiedKey(root_cert, root_key)
         inter_key = self._key("intermediate", self.ca_key_type)
-        inter_name = x509.Name([*_BASE_DN, x509.NameAttribute(
-            NameOID.COMMON_NAME, "TEST AC IGC-SANTE FORT PERSONNES")])
+        inter_name = x509.Name(
+            [*_BASE_DN, x509.NameAttribute(NameOID.COMMON_NAME, "TEST AC IGC-SANTE FORT PERSONNES")]
+        )
         inter_cert = self._ca_certificate(
             inter_name, inter_key, root_name, root_key, 0, ca_from, ca_to, "ACR-FO-TEST.crl"
         )
@@ -266,16 +268,27 @@ class TestPki:
             .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=False, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                    crl_sign=True, encipher_only=False, decipher_only=False,
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
             .add_extension(
-                x509.CertificatePolicies([x509.PolicyInformation(
-                    x509.ObjectIdentifier("2.5.29.32.0"),
-                    ["http://igc-sante.esante.gouv.fr/PC%20TEST"])]),
+                x509.CertificatePolicies(
+                    [
+                        x509.PolicyInformation(
+                            x509.ObjectIdentifier("2.5.29.32.0"),
+                            ["http://igc-sante.esante.gouv.fr/PC%20TEST"],
+                        )
+                    ]
+                ),
                 critical=False,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
@@ -285,8 +298,13 @@ class TestPki:
         )
         if issuer != subject:
             builder = builder.add_extension(
-                x509.CRLDistributionPoints([x509.DistributionPoint(
-                    [x509.UniformResourceIdentifier(_CRL_BASE + crl_name)], None, None, None)]),
+                x509.CRLDistributionPoints(
+                    [
+                        x509.DistributionPoint(
+                            [x509.UniformResourceIdentifier(_CRL_BASE + crl_name)], None, None, None
+                        )
+                    ]
+                ),
                 critical=False,
             )
         return builder.sign(issuer_key, hashes.SHA256())
@@ -315,12 +333,18 @@ class TestPki:
             raise TestCardError("not_after must be after not_before")
         base = key_name or f"card/{holder.card_number}/{holder.ps_idnat}"
         auth = self.issue(
-            holder, usage="authentication", key=self._key(base + "/auth", key_type),
-            not_before=start, not_after=end,
+            holder,
+            usage="authentication",
+            key=self._key(base + "/auth", key_type),
+            not_before=start,
+            not_after=end,
         )
         sign = self.issue(
-            holder, usage="signature", key=self._key(base + "/sign", key_type),
-            not_before=start, not_after=end,
+            holder,
+            usage="signature",
+            key=self._key(base + "/sign", key_type),
+            not_before=start,
+            not_after=end,
         )
         return CardCredentials(
             holder, auth, sign, (self.intermediate.certificate, self.root.certificate)
@@ -343,26 +367,37 @@ class TestPki:
                 f"unknown certificate usage {usage!r}", hint="use 'authentication' or 'signature'"
             )
         ca = issuer or self.intermediate
-        subject = x509.Name([
-            x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")]),
-            x509.RelativeDistinguishedName(
-                [x509.NameAttribute(NameOID.TITLE, holder.profession_title)]),
-            x509.RelativeDistinguishedName([
-                x509.NameAttribute(NameOID.GIVEN_NAME, holder.given_name),
-                x509.NameAttribute(NameOID.COMMON_NAME, holder.ps_idnat),
-                x509.NameAttribute(NameOID.SURNAME, holder.surname),
-            ]),
-        ])
+        subject = x509.Name(
+            [
+                x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")]),
+                x509.RelativeDistinguishedName(
+                    [x509.NameAttribute(NameOID.TITLE, holder.profession_title)]
+                ),
+                x509.RelativeDistinguishedName(
+                    [
+                        x509.NameAttribute(NameOID.GIVEN_NAME, holder.given_name),
+                        x509.NameAttribute(NameOID.COMMON_NAME, holder.ps_idnat),
+                        x509.NameAttribute(NameOID.SURNAME, holder.surname),
+                    ]
+                ),
+            ]
+        )
         is_auth = usage == "authentication"
         key_usage = x509.KeyUsage(
-            digital_signature=is_auth, content_commitment=not is_auth,
+            digital_signature=is_auth,
+            content_commitment=not is_auth,
             key_encipherment=is_auth and isinstance(key, rsa.RSAPrivateKey),
-            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=False,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
         )
         eku = (
             [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION]
-            if is_auth else [ExtendedKeyUsageOID.EMAIL_PROTECTION]
+            if is_auth
+            else [ExtendedKeyUsageOID.EMAIL_PROTECTION]
         )
         policy = POLICY_AUTHENTICATION if is_auth else POLICY_SIGNATURE
         builder = (
@@ -370,35 +405,56 @@ class TestPki:
             .subject_name(subject)
             .issuer_name(ca.certificate.subject)
             .public_key(key.public_key())
-            .serial_number(self._serial(f"{holder.card_number}/{usage}/{not_before.isoformat()}"
-                                        f"/{not_after.isoformat()}/{_key_id(key)}"))
+            .serial_number(
+                self._serial(
+                    f"{holder.card_number}/{usage}/{not_before.isoformat()}"
+                    f"/{not_after.isoformat()}/{_key_id(key)}"
+                )
+            )
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    ca.private_key.public_key()), False)
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
+                False,
+            )
             .add_extension(key_usage, critical=True)
-            .add_extension(x509.CertificatePolicies([x509.PolicyInformation(
-                policy, ["http://igc-sante.esante.gouv.fr/PC%20TEST"])]), critical=False)
+            .add_extension(
+                x509.CertificatePolicies(
+                    [x509.PolicyInformation(policy, ["http://igc-sante.esante.gouv.fr/PC%20TEST"])]
+                ),
+                critical=False,
+            )
             .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
             .add_extension(
-                x509.CRLDistributionPoints([x509.DistributionPoint(
-                    [x509.UniformResourceIdentifier(_CRL_BASE + "ACI-FO-PP-TEST.crl")],
-                    None, None, None)]),
+                x509.CRLDistributionPoints(
+                    [
+                        x509.DistributionPoint(
+                            [x509.UniformResourceIdentifier(_CRL_BASE + "ACI-FO-PP-TEST.crl")],
+                            None,
+                            None,
+                            None,
+                        )
+                    ]
+                ),
                 critical=False,
             )
             .add_extension(
-                x509.AuthorityInformationAccess([
-                    x509.AccessDescription(
-                        x509.AuthorityInformationAccessOID.OCSP,
-                        x509.UniformResourceIdentifier("http://ocsp.esante.gouv.fr")),
-                    x509.AccessDescription(
-                        x509.AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(
-                            "http://igc-sante.esante.gouv.fr/AC%20TEST/ACI-FO-PP-TEST.cer")),
-                ]),
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            x509.AuthorityInformationAccessOID.OCSP,
+                            x509.UniformResourceIdentifier("http://ocsp.esante.gouv.fr"),
+                        ),
+                        x509.AccessDescription(
+                            x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                            x509.UniformResourceIdentifier(
+                                "http://igc-sante.esante.gouv.fr/AC%20TEST/ACI-FO-PP-TEST.cer"
+                            ),
+                        ),
+                    ]
+                ),
                 critical=False,
             )
         )
@@ -419,8 +475,13 @@ class TestPki:
         """Record *certificate* as revoked: the next `crl()` of its issuer lists it."""
         issuer = self._ca_for(certificate)
         entries = self._revoked.setdefault(issuer.certificate.serial_number, [])
-        entries.append(Revocation(certificate.serial_number, reason,
-                                  date or self.reference_time - _dt.timedelta(days=1)))
+        entries.append(
+            Revocation(
+                certificate.serial_number,
+                reason,
+                date or self.reference_time - _dt.timedelta(days=1),
+            )
+        )
 
     def crl(
         self,
@@ -443,8 +504,9 @@ class TestPki:
             .next_update(end)
             .add_extension(x509.CRLNumber(int(start.timestamp())), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    issuer.private_key.public_key()), False)
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.private_key.public_key()),
+                False,
+            )
         )
         for entry in [*self._revoked.get(issuer.certificate.serial_number, []), *extra]:
             revoked = (
@@ -481,7 +543,8 @@ def nos_extensions(holder: TestHolder) -> list[x509.UnrecognizedExtension]:
         x509.UnrecognizedExtension(OID_CARD_CATEGORY, _der_octets(bytes([holder.card_category]))),
         x509.UnrecognizedExtension(OID_CARD_TYPE, _der_integer(holder.card_type)),
         x509.UnrecognizedExtension(
-            OID_CARD_NUMBER, _der_tlv(0x13, holder.card_number.encode("ascii"))),
+            OID_CARD_NUMBER, _der_tlv(0x13, holder.card_number.encode("ascii"))
+        ),
         x509.UnrecognizedExtension(OID_PROFESSION, _der_integer(holder.profession_code)),
     ]
 

@@ -151,9 +151,7 @@ class CpsTestCard:
                 f"unknown card generation {generation!r}", hint="use 'CPS3' or 'CPS4'"
             )
         if key_type not in ("rsa2048", "rsa3072", "rsa4096", "p256", "p384"):
-            raise TestCardError(
-                f"unknown key type {key_type!r}", hint="use rsa2048, p256 or p384"
-            )
+            raise TestCardError(f"unknown key type {key_type!r}", hint="use rsa2048, p256 or p384")
         if latency_ms < 0:
             raise TestCardError("latency_ms must be >= 0")
         if name is not None and not _NAME_RE.match(name):
@@ -170,8 +168,11 @@ class CpsTestCard:
         self.key_type = key_type
         self.latency_ms = latency_ms
         if mechanisms is None:
-            mechanisms = () if key_type.startswith("p") else (
-                CPS3_MECHANISMS if generation == "CPS3" else CPS4_MECHANISMS)
+            mechanisms = (
+                ()
+                if key_type.startswith("p")
+                else (CPS3_MECHANISMS if generation == "CPS3" else CPS4_MECHANISMS)
+            )
         self.mechanisms = tuple(mechanisms)
         self.serial = serial or _serial_from(self.holder.card_number)
         self.name = name or f"card-{self.serial}"
@@ -299,11 +300,18 @@ class CpsTestCard:
     def _meta(self) -> dict[str, object]:
         h = self.holder
         return {
-            "name": self.name, "label": self.label, "serial": self.serial,
-            "generation": self.generation, "key_type": self.key_type,
-            "holder": {"given_name": h.given_name, "surname": h.surname,
-                       "ps_idnat": h.ps_idnat, "profession_code": h.profession_code,
-                       "card_number": h.card_number},
+            "name": self.name,
+            "label": self.label,
+            "serial": self.serial,
+            "generation": self.generation,
+            "key_type": self.key_type,
+            "holder": {
+                "given_name": h.given_name,
+                "surname": h.surname,
+                "ps_idnat": h.ps_idnat,
+                "profession_code": h.profession_code,
+                "card_number": h.card_number,
+            },
         }
 
     def _run_provisioning(self, library: str) -> None:
@@ -330,7 +338,11 @@ class CpsTestCard:
         env = {**os.environ, "SOFTHSM2_CONF": str(self._files.conf.resolve())}
         proc = subprocess.run(
             [sys.executable, "-m", "cps_middleware.testing._provision"],
-            input=json.dumps(request), text=True, capture_output=True, env=env, timeout=120,
+            input=json.dumps(request),
+            text=True,
+            capture_output=True,
+            env=env,
+            timeout=120,
         )
         if proc.returncode != 0:
             raise TestCardError(
@@ -343,8 +355,12 @@ class CpsTestCard:
         # public; test cards carry the same facts as readable text.
         h = self.holder
         return [
-            ("CPS_ID_CARD", f"type={h.card_type};category={h.card_category};"
-                            f"number={h.card_number};generation={self.generation}", False),
+            (
+                "CPS_ID_CARD",
+                f"type={h.card_type};category={h.card_category};"
+                f"number={h.card_number};generation={self.generation}",
+                False,
+            ),
             ("CPS_NAME_PS", f"{h.given_name} {h.surname}", False),
             ("CPS_LANG_PS", "fr", False),
             ("CPS_INFO_PS", f"idnat={h.ps_idnat};profession={h.profession_code}", False),
@@ -368,18 +384,25 @@ def _ski(public_key: object) -> str:
 
 
 def _cert_entry(cert: x509.Certificate, label: str, authority: bool) -> dict[str, object]:
-    return {"der": _b64(cert.public_bytes(serialization.Encoding.DER)), "label": label,
-            "id": _ski(cert.public_key()), "authority": authority}
+    return {
+        "der": _b64(cert.public_bytes(serialization.Encoding.DER)),
+        "label": label,
+        "id": _ski(cert.public_key()),
+        "authority": authority,
+    }
 
 
 def _key_entry(ck: CertifiedKey, label: str, *, decrypt: bool) -> dict[str, object]:
     key = ck.private_key
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        der = key.private_bytes(serialization.Encoding.DER,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-        point = key.public_key().public_bytes(serialization.Encoding.X962,
-                                              serialization.PublicFormat.UncompressedPoint)
+        der = key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        point = key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
         from pkcs11.util.ec import encode_named_curve_parameters
 
         params = encode_named_curve_parameters(_curve_oid(key.curve))
@@ -387,19 +410,30 @@ def _key_entry(ck: CertifiedKey, label: str, *, decrypt: bool) -> dict[str, obje
         is_ec = True
     else:
         assert isinstance(key, rsa.RSAPrivateKey)
-        der = key.private_bytes(serialization.Encoding.DER,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
+        der = key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
         nums = key.public_key().public_numbers()
         public = {"n": _int_bytes(nums.n).hex(), "e": _int_bytes(nums.e).hex()}
         is_ec = False
-    return {"der": _b64(der), "label": label, "id": _ski(ck.certificate.public_key()),
-            "ec": is_ec, "decrypt": decrypt, "public": public}
+    return {
+        "der": _b64(der),
+        "label": label,
+        "id": _ski(ck.certificate.public_key()),
+        "ec": is_ec,
+        "decrypt": decrypt,
+        "public": public,
+    }
 
 
 def _curve_oid(curve: ec.EllipticCurve) -> str:
-    return {"secp256r1": "1.2.840.10045.3.1.7", "secp384r1": "1.3.132.0.34",
-            "secp521r1": "1.3.132.0.35"}[curve.name]
+    return {
+        "secp256r1": "1.2.840.10045.3.1.7",
+        "secp384r1": "1.3.132.0.34",
+        "secp521r1": "1.3.132.0.35",
+    }[curve.name]
 
 
 def _int_bytes(n: int) -> bytes:

@@ -32,14 +32,6 @@ OID_INVALIDITY_DATE = bytes.fromhex("551d18")  # 2.5.29.24
 OID_ANY_POLICY = bytes.fromhex("551d2000")  # 2.5.29.32.0
 OID_ANY_EKU = bytes.fromhex("551d2500")  # 2.5.29.37.0
 
-# Extensions this validator processes, so that they may be critical. Anything
-# else marked critical makes the certificate fail (RFC 5280 4.2). Name
-# constraints, policy constraints / mappings and inhibitAnyPolicy are NOT
-# processed: a CA marking them critical is refused rather than half-checked.
-HANDLED_EXTENSIONS = frozenset(
-    {OID_BASIC_CONSTRAINTS, OID_KEY_USAGE, OID_EXT_KEY_USAGE, OID_CERT_POLICIES, OID_SAN}
-)
-
 # keyUsage bit numbers (RFC 5280 4.2.1.3); a parsed keyUsage is an int with
 # bit n set for usage n, -1 when the extension is absent (= unrestricted).
 KU_BITS = {
@@ -123,8 +115,8 @@ def times_to_epoch(stamps: list[bytes]) -> npt.NDArray[np.int64]:
 
     Raises DerError naming the first impossible date (month 13, 31 February...).
     """
-    if not stamps:
-        return np.zeros(0, dtype=np.int64)
+    if len(stamps) < 24:  # numpy's per-call cost exceeds the work for a few stamps
+        return np.array([_epoch_one(x) for x in stamps], dtype=np.int64)
     a = np.frombuffer(b"".join(stamps), dtype=np.uint8).reshape(-1, 15).astype(np.int64) - 48
     y = a[:, 0] * 1000 + a[:, 1] * 100 + a[:, 2] * 10 + a[:, 3]
     mo = a[:, 4] * 10 + a[:, 5]
@@ -152,8 +144,32 @@ def times_to_epoch(stamps: list[bytes]) -> npt.NDArray[np.int64]:
     return out
 
 
+_MDAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _epoch_one(stamp: bytes) -> int:
+    """One ``YYYYMMDDHHMMSSZ`` → epoch seconds, with the same checks as the vectorised path."""
+    y, mo, d = int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8])
+    hh, mi, ss = int(stamp[8:10]), int(stamp[10:12]), int(stamp[12:14])
+    leap = (y % 4 == 0 and y % 100 != 0) or y % 400 == 0
+    if not (
+        1 <= mo <= 12
+        and hh < 24
+        and mi < 60
+        and ss < 60
+        and 1 <= d <= _MDAYS[mo - 1] + (mo == 2 and leap)
+    ):
+        raise DerError(f"impossible date {stamp.decode('ascii', 'replace')}")
+    yy = y - (mo <= 2)
+    era = yy // 400
+    yoe = yy - era * 400
+    doy = (153 * ((mo + 9) % 12) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return (era * 146097 + doe - 719468) * 86400 + hh * 3600 + mi * 60 + ss
+
+
 def time_to_epoch(stamp: bytes) -> int:
-    return int(times_to_epoch([stamp])[0])
+    return _epoch_one(stamp)
 
 
 def _oid_list(b: bytes, s: int, e: int) -> tuple[bytes, ...]:
@@ -280,19 +296,47 @@ def parse_certificate(der: bytes) -> CertFacts:
         raise DerError("truncated DER") from None
 
 
+# Extension OID -> what parse_certificate does with it. These are the extensions
+# the validator processes, so they may be critical; any other extension marked
+# critical makes the certificate fail (RFC 5280 4.2). Name constraints, policy
+# constraints / mappings and inhibitAnyPolicy are NOT processed: a CA marking
+# them critical is refused rather than half-checked.
+_KINDS = {
+    OID_KEY_USAGE: 1,
+    OID_BASIC_CONSTRAINTS: 2,
+    OID_AKI: 3,
+    OID_SKI: 4,
+    OID_CERT_POLICIES: 5,
+    OID_EXT_KEY_USAGE: 6,
+    OID_SAN: -1,  # handled: may be critical (empty subject)
+}
+
+
 def _parse_certificate(der: bytes) -> CertFacts:
     tlv = _tlv
+    kinds = _KINDS
     end = len(der)
-    tag, s, e = tlv(der, 0, end)
-    if tag != 0x30 or e != end:
-        raise DerError("not a DER certificate (outer SEQUENCE)")
-    tag, ts, te = tlv(der, s, e)
-    if tag != 0x30:
-        raise DerError("bad tbsCertificate")
+    if der[0] == 0x30 and der[1] == 0x82 and der[4] == 0x30 and der[5] == 0x82:
+        # the usual shape: 30 82 LL LL 30 82 LL LL (certificate, tbsCertificate)
+        e = 4 + ((der[2] << 8) | der[3])
+        n = (der[6] << 8) | der[7]
+        if e != end or n < 0x100:
+            raise DerError("not a DER certificate (outer SEQUENCE)")
+        s, ts, te = 4, 8, 8 + n
+        if te > e:
+            raise DerError("DER length runs past its container")
+    else:
+        tag, s, e = tlv(der, 0, end)
+        if tag != 0x30 or e != end:
+            raise DerError("not a DER certificate (outer SEQUENCE)")
+        tag, ts, te = tlv(der, s, e)
+        if tag != 0x30:
+            raise DerError("bad tbsCertificate")
     tbs = der[s:te]
-    tag, as_, ae = tlv(der, te, e)
-    if tag != 0x30:
+    n = der[te + 1]
+    if der[te] != 0x30 or n >= 0x80:
         raise DerError("bad signatureAlgorithm")
+    ae = te + 2 + n
     sigalg = der[te:ae]
     tag, ss, se = tlv(der, ae, e)
     if tag != 0x03 or se != e or ss >= se or der[ss] != 0:
@@ -307,11 +351,11 @@ def _parse_certificate(der: bytes) -> CertFacts:
             raise DerError("bad version")
         version = der[i + 4]
         i += 5
-    tag, cs, ce = tlv(der, i, te)
-    if tag != 0x02 or ce == cs or ce - cs > 21:
+    n = der[i + 1]
+    if der[i] != 0x02 or n == 0 or n > 21:
         raise DerError("bad serialNumber")
-    serial = der[cs:ce]
-    i = ce
+    i += 2 + n
+    serial = der[i - n : i]
     ce = i + len(sigalg)
     if der[i:ce] != sigalg:
         raise DerError("inner and outer signature algorithms differ")
@@ -370,7 +414,7 @@ def _parse_certificate(der: bytes) -> CertFacts:
         tag, xs, xe = tlv(der, cs, ce)
         if tag != 0x30 or xe != ce or xs == xe:
             raise DerError("bad extensions")
-        seen = set()
+        oids = []
         while xs < xe:
             # Extension ::= SEQUENCE { OID, critical BOOLEAN DEFAULT FALSE, OCTET STRING }
             if der[xs] != 0x30:
@@ -388,41 +432,84 @@ def _parse_certificate(der: bytes) -> CertFacts:
                 raise DerError("bad extension OID")
             oe = es + 2 + n
             oid = der[es + 2 : oe]
-            if oid in seen:
-                raise DerError("duplicate extension")
-            seen.add(oid)
+            oids.append(oid)
             crit = False
             if der[oe] == 0x01:
                 if der[oe + 1 : oe + 3] != b"\x01\xff":  # DER: FALSE is omitted
                     raise DerError("bad critical flag")
                 crit = True
                 oe += 3
-            tag, vs, ve = tlv(der, oe, ee)
-            if tag != 0x04 or ve != ee:
+            # extnValue OCTET STRING: must fill the rest of the extension
+            n = der[oe + 1]
+            if n < 0x80:
+                vs = oe + 2
+            elif n == 0x81:
+                vs = oe + 3
+                n = der[oe + 2]
+                if n < 0x80:
+                    raise DerError("non-minimal DER length")
+            elif n == 0x82:
+                vs = oe + 4
+                n = (der[oe + 2] << 8) | der[oe + 3]
+                if n < 0x100:
+                    raise DerError("non-minimal DER length")
+            else:
                 raise DerError("bad extension value")
-            if oid == OID_KEY_USAGE:
+            ve = vs + n
+            if der[oe] != 0x04 or ve != ee:
+                raise DerError("bad extension value")
+            kind = kinds.get(oid, 0)
+            if kind == 0:
+                if crit and critical is None:
+                    critical = oid
+            elif kind == 1:
                 ku = _key_usage(der, vs, ve)
-            elif oid == OID_BASIC_CONSTRAINTS:
+            elif kind == 2:
                 ca, plen = _basic_constraints(der, vs, ve)
-            elif oid == OID_AKI:
-                aki = _aki(der, vs, ve)
-            elif oid == OID_SKI:
-                ski = _octets(der, vs, ve)
-            elif oid == OID_CERT_POLICIES:
+            elif kind == 3:
+                # AuthorityKeyIdentifier ::= SEQUENCE { [0] keyIdentifier OPTIONAL, ... }
+                if der[vs] == 0x30 and der[vs + 1] == ve - vs - 2 and der[vs + 2] == 0x80:
+                    n = der[vs + 3]
+                    if n >= 0x80 or vs + 4 + n > ve:
+                        raise DerError("bad authorityKeyIdentifier")
+                    aki = der[vs + 4 : vs + 4 + n]
+                else:
+                    aki = _aki(der, vs, ve)
+            elif kind == 4:
+                if der[vs] == 0x04 and der[vs + 1] == ve - vs - 2:
+                    ski = der[vs + 2 : ve]
+                else:
+                    ski = _octets(der, vs, ve)
+            elif kind == 5:
                 policies = _policies(der, vs, ve)
-            elif oid == OID_EXT_KEY_USAGE:
+            elif kind == 6:
                 tag, ls, le = tlv(der, vs, ve)
                 if tag != 0x30:
                     raise DerError("bad extKeyUsage")
                 eku = _oid_list(der, ls, le)
-            elif crit and critical is None and oid not in HANDLED_EXTENSIONS:
-                critical = oid
             xs = ee
+        if len(oids) != len(set(oids)):
+            raise DerError("duplicate extension")
         i = ce
     return (
-        tbs, sigalg, sig, serial, issuer, subject, nb, na, spki,
-        ku, ca, plen, eku, policies, aki, ski, critical,
-    )  # fmt: skip
+        tbs,
+        sigalg,
+        sig,
+        serial,
+        issuer,
+        subject,
+        nb,
+        na,
+        spki,
+        ku,
+        ca,
+        plen,
+        eku,
+        policies,
+        aki,
+        ski,
+        critical,
+    )
 
 
 def oid_text(raw: bytes) -> str:

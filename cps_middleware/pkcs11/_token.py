@@ -1,0 +1,859 @@
+"""One token (a CPS card in a reader): sessions, holder PIN, objects, signing.
+
+Session model: a *main* session per token, shared by the whole process, carries
+the login (PKCS#11 login state is per token, so every session of the process
+is logged in with it) and serves object lookups; a small *pool* of extra
+sessions serves concurrent signatures/decryptions. When the card is pulled the
+module invalidates every handle: the Token notices (CKR_TOKEN_NOT_PRESENT,
+CKR_DEVICE_REMOVED, CKR_SESSION_HANDLE_INVALID ...), forgets its sessions and
+handles and raises :class:`~cps_middleware.errors.CardRemoved`. After the card
+is put back the next :meth:`Token.login` (with the PIN asked again: it is never
+kept) opens fresh sessions and keys are found again by label/CKA_ID.
+
+The PIN rules of DOMAIN.md hold here: flags are read before every login; a
+blocked PIN is refused without calling C_Login; the final try is spent only
+with ``allow_final_try=True``; nothing is ever retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import pkcs11 as _p11
+from cryptography import x509
+
+from cps_middleware.errors import (
+    CardRemoved,
+    CpsError,
+    FinalTryRefused,
+    InvalidInput,
+    MechanismUnsupported,
+    MultipleObjects,
+    NoSuchObject,
+    NotLoggedIn,
+    PinFormatError,
+    PinIncorrect,
+    PinLocked,
+    Pkcs11Error,
+    PukIncorrect,
+    PukLocked,
+)
+from cps_middleware.pkcs11 import _ckr
+from cps_middleware.pkcs11._mechanisms import (
+    OaepParams,
+    PssParams,
+    check_params,
+    mechanism_name,
+    p11_mechanism,
+)
+from cps_middleware.pkcs11._module import (
+    CKR_OK,
+    CKU_SO,
+    CKU_USER,
+    TokenInfo,
+    so_tries_left_of,
+    tries_left_of,
+)
+from cps_middleware.pkcs11._pin import Pin, PinStatus, Puk
+
+if TYPE_CHECKING:
+    from cps_middleware.pkcs11._module import Module
+
+__all__ = ["DataObject", "KeyRef", "StoredCertificate", "Token"]
+
+log = logging.getLogger("cps_middleware.pkcs11")
+
+CKR_PIN_INCORRECT: Final = 0xA0
+CKR_PIN_LOCKED: Final = 0xA4
+CKR_USER_ALREADY_LOGGED_IN: Final = 0x100
+CKR_USER_NOT_LOGGED_IN: Final = 0x101
+CKR_TOKEN_WRITE_PROTECTED: Final = 0xE2
+_A = _p11.Attribute
+_OC = _p11.ObjectClass
+
+
+@dataclass(frozen=True)
+class StoredCertificate:
+    """A certificate object of the token."""
+
+    label: str
+    id: bytes
+    der: bytes
+    certificate: x509.Certificate
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A key on the token, named by label and CKA_ID; pass it to :meth:`Token.sign`.
+
+    It stays valid across a card removal: the Token finds the key again by
+    label/CKA_ID in the new sessions.
+    """
+
+    label: str
+    id: bytes
+    object_class: str  # "private" or "public"
+    key_type: str  # "RSA", "EC", ...
+    bits: int | None
+    can_sign: bool
+    can_decrypt: bool
+    always_authenticate: bool
+    modulus: int | None = None
+    public_exponent: int | None = None
+    ec_params: bytes | None = None
+
+
+@dataclass(frozen=True)
+class DataObject:
+    """A CKO_DATA object (CPS_ID_CARD, CPS_NAME_PS ...)."""
+
+    label: str
+    application: str
+    value: bytes
+    private: bool
+
+
+class _Pooled:
+    __slots__ = ("epoch", "keys", "session")
+
+    def __init__(self, session: Any, epoch: int) -> None:
+        self.session = session
+        self.epoch = epoch
+        self.keys: dict[tuple[str, bytes, str], Any] = {}
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bytes | bytearray):
+        return int.from_bytes(value, "big") if value else None
+    return int(value) if value is not None else None
+
+
+class Token:
+    """A token of a loaded module. Get it from :meth:`Module.open_token` or :func:`open_token`.
+
+    Thread-safe; the same object serves every user of the same card in the
+    process. Signing from many threads uses up to ``pool_size`` sessions.
+    """
+
+    pool_size: int = 4
+
+    def __init__(self, module: Module, info: TokenInfo) -> None:
+        self._module = module
+        self._info = info
+        self.serial = info.serial
+        self.label = info.label
+        self._slot_id = info.slot_id
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._epoch = 0  # bumped each time sessions are lost (card pulled, fork)
+        self._px_token: Any = None
+        self._main: Any = None
+        self._main_keys: dict[tuple[str, bytes, str], Any] = {}
+        self._idle: list[_Pooled] = []
+        self._pool_open = 0
+        self._logged_in = False
+        self._forked = False
+        self._mechanisms: frozenset[int] | None = None
+        self.closed = False
+
+    def __repr__(self) -> str:
+        state = "logged in" if self._logged_in else "not logged in"
+        return f"<Token {self.label!r} serial {self.serial!r} slot {self._slot_id} ({state})>"
+
+    def __enter__(self) -> Token:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def module(self) -> Module:
+        return self._module
+
+    @property
+    def slot_id(self) -> int:
+        return self._slot_id
+
+    @property
+    def is_logged_in(self) -> bool:
+        with self._lock:
+            self._check_fork()
+            return self._logged_in
+
+    @property
+    def info(self) -> TokenInfo:
+        """Fresh token information (one C_GetTokenInfo; no login, no PIN try)."""
+        with self._lock:
+            self._check_fork()
+            try:
+                self._info = self._module.token_info(self._slot_id)
+            except CardRemoved:
+                self._lost(close=False)
+                if not self._relocate():  # put back in another reader?
+                    raise
+            return self._info
+
+    @property
+    def pin_status(self) -> PinStatus:
+        """The holder-PIN state from the token flags, without logging in."""
+        return self.info.pin_status
+
+    @property
+    def pin_tries_left(self) -> int | None:
+        return self.info.pin_tries_left
+
+    def _after_fork(self) -> None:
+        # Called in a forked child: the parent's threads may have held these locks.
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._forked = True
+
+    def _check_fork(self) -> None:
+        if self._forked:
+            self._forked = False
+            # The child re-initialises the module: the handles mean nothing now,
+            # and closing them could close someone else's new session.
+            self._drop(close=False)
+
+    def _drop(self, *, close: bool) -> None:
+        """Forget every session (closing them if ``close``) and the login."""
+        sessions = [p.session for p in self._idle]
+        if self._main is not None:
+            sessions.append(self._main)
+        if close:
+            for s in sessions:
+                try:
+                    self._module.call("C_CloseSession", s.close)
+                except CpsError as exc:
+                    log.debug("closing a session of %s: %s", self.label, exc.code_name)
+        self._main = None
+        self._main_keys = {}
+        self._idle = []
+        self._pool_open = 0
+        self._px_token = None
+        self._logged_in = False
+        self._mechanisms = None
+        self._epoch += 1
+        self._cond.notify_all()
+
+    def _lost(self, *, close: bool) -> None:
+        # The module reported the card gone: handles are invalid from now on.
+        # Only close them while the module still knows them (DEVICE_REMOVED /
+        # TOKEN_NOT_PRESENT); after SESSION_HANDLE_INVALID the numbers may
+        # already belong to someone else's new session.
+        with self._lock:
+            if self._logged_in or self._main is not None or self._idle:
+                log.info("card %r removed: sessions dropped, a new login is needed", self.label)
+            self._drop(close=close)
+
+    def _handle(self, exc: CpsError) -> None:
+        """Bookkeeping for an error seen by an operation; the caller re-raises."""
+        if isinstance(exc, CardRemoved):
+            self._lost(close=exc.code in (0x32, 0xE0))
+        elif exc.code == CKR_USER_NOT_LOGGED_IN:
+            with self._lock:
+                self._logged_in = False
+
+    # -- sessions ----------------------------------------------------------------
+
+    def _token_obj(self) -> Any:
+        if self._px_token is None:
+            try:
+                self._px_token = self._module._px_token(self._slot_id)
+            except CardRemoved:
+                if not self._relocate():
+                    raise
+                self._px_token = self._module._px_token(self._slot_id)
+        return self._px_token
+
+    def _relocate(self) -> bool:
+        """Find the card again by serial after it moved to another slot (re-inserted
+        in another reader)."""
+        if not self.serial:
+            return False
+        for t in self._module.tokens():
+            if t.serial == self.serial and t.label == self.label:
+                self._slot_id = t.slot_id
+                self._info = t
+                return True
+        return False
+
+    def _open(self, *, rw: bool) -> Any:
+        tok = self._token_obj()
+        try:
+            return self._module.call("C_OpenSession", tok.open, rw=rw)
+        except CpsError as exc:
+            if rw and exc.code == CKR_TOKEN_WRITE_PROTECTED:
+                return self._module.call("C_OpenSession", tok.open, rw=False)
+            self._handle(exc)
+            raise
+
+    def _main_session(self) -> Any:
+        """The main session, opened on first use (read/write: CPS_DATA is writable)."""
+        if self._main is None:
+            self._main = self._open(rw=True)
+        return self._main
+
+    def _checkout(self) -> _Pooled:
+        with self._cond:
+            while True:
+                self._check_fork()
+                if self.closed:
+                    raise Pkcs11Error("the token was closed", module=self._module.resolved_path)
+                if not self._logged_in:
+                    raise NotLoggedIn(
+                        f"card {self.label!r} is not logged in (or was removed, or this "
+                        "process was forked since): log in with the holder PIN",
+                        function="C_Sign",
+                        module=self._module.resolved_path,
+                    )
+                if self._idle:
+                    return self._idle.pop()
+                if self._pool_open < self.pool_size:
+                    self._pool_open += 1
+                    epoch = self._epoch
+                    try:
+                        # Read-only: an SO login (PUK) is refused while R/O sessions
+                        # exist, and unblock() closes these first.
+                        return _Pooled(self._open(rw=False), epoch)
+                    except BaseException:
+                        if epoch == self._epoch:
+                            self._pool_open -= 1
+                        raise
+                self._cond.wait()
+
+    def _checkin(self, pooled: _Pooled) -> None:
+        with self._cond:
+            if pooled.epoch == self._epoch and not self.closed:
+                self._idle.append(pooled)
+            self._cond.notify()
+
+    # -- holder PIN ------------------------------------------------------------------
+
+    def _pin_guard(self, info: TokenInfo, function: str, allow_final_try: bool) -> None:
+        flags = info.flags
+        if flags.user_pin_locked:
+            raise PinLocked(
+                "the holder PIN is blocked (nothing was sent to the card)",
+                function=function,
+                code=CKR_PIN_LOCKED,
+                code_name="CKF_USER_PIN_LOCKED",
+                module=self._module.resolved_path,
+            )
+        if flags.user_pin_final_try and not allow_final_try:
+            raise FinalTryRefused(
+                "one holder-PIN try is left: a wrong PIN now blocks the card "
+                "(nothing was sent to the card)",
+                function=function,
+                code_name="CKF_USER_PIN_FINAL_TRY",
+                module=self._module.resolved_path,
+            )
+
+    def _wrong_pin(self, rv: int, function: str) -> CpsError:
+        """The error for a refused holder PIN, with the tries left read afterwards."""
+        try:
+            after = self._module.token_info(self._slot_id)
+        except CpsError:
+            after = None
+        left = tries_left_of(after.flags, after.max_pin_tries) if after else None
+        mod = self._module.resolved_path
+        name = _ckr.code_name(rv)
+        if rv == CKR_PIN_LOCKED or (after is not None and after.flags.user_pin_locked):
+            return PinLocked(
+                "wrong holder PIN: the PIN is now blocked" if rv == CKR_PIN_INCORRECT
+                else "the holder PIN is blocked",
+                function=function, code=rv, code_name=name, module=mod,
+            )  # fmt: skip
+        if rv == CKR_PIN_INCORRECT:
+            return PinIncorrect(
+                "wrong holder PIN", tries_left=left, function=function, code=rv,
+                code_name=name, module=mod,
+            )  # fmt: skip
+        return _ckr.error_for(rv, function=function, module=mod)
+
+    def login(self, pin: Pin | None = None, *, allow_final_try: bool = False) -> None:
+        """Log the holder in; every session of the process then is.
+
+        ``pin`` is None only with a PIN-pad reader (the holder types the PIN on
+        the reader). Raises PinIncorrect (with ``tries_left`` when the flags tell),
+        PinLocked, or FinalTryRefused when one try is left and
+        ``allow_final_try`` is not set — in the last two cases C_Login is not
+        called. Never retries. A no-op when already logged in.
+        """
+        if pin is not None and not isinstance(pin, Pin):
+            raise PinFormatError("give the holder PIN as a cps_middleware.pkcs11.Pin")
+        with self._lock:
+            self._check_fork()
+            if self._logged_in and self._still_logged_in():
+                return
+            info = self.info
+            pad = info.flags.protected_authentication_path
+            if pin is None and not pad:
+                raise PinFormatError("a holder PIN is needed (the reader has no PIN pad)")
+            self._pin_guard(info, "C_Login", allow_final_try)
+            fresh = self._main is None
+            session = self._main_session()
+            if pad:
+                log.info("waiting for the PIN on the reader's PIN pad (%r)", self.label)
+                rv = self._module.raw("C_Login", ctypes.c_ulong(session.handle), CKU_USER, None, 0)
+            else:
+                assert pin is not None
+                digits = pin._reveal()
+                log.debug("logging in to %r", self.label)
+                rv = self._module.raw(
+                    "C_Login", ctypes.c_ulong(session.handle), CKU_USER, digits, len(digits)
+                )
+                del digits
+            if rv in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN):
+                self._logged_in = True
+                log.debug("logged in to %r", self.label)
+                return
+            # No session may outlive a failed login.
+            if fresh:
+                self._close_main()
+            err = self._wrong_pin(rv, "C_Login")
+            self._handle(err)
+            log.debug("login to %r refused: %s", self.label, err.code_name)
+            raise err
+
+    def _still_logged_in(self) -> bool:
+        """Whether the main session is still logged in (the card may have been pulled
+        and put back since the last call)."""
+        if self._main is None:
+            self._logged_in = False
+            return False
+        info = (ctypes.c_ulong * 4)()  # CK_SESSION_INFO: slot, state, flags, device error
+        rv = self._module.raw("C_GetSessionInfo", ctypes.c_ulong(self._main.handle), info)
+        if rv == CKR_OK and info[1] in (1, 3):  # CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS
+            return True
+        self._lost(close=rv in (0x32, 0xE0))
+        return False
+
+    async def login_async(self, pin: Pin | None = None, *, allow_final_try: bool = False) -> None:
+        """:meth:`login` in a worker thread: the event loop keeps running meanwhile
+        (a PIN-pad login waits for the holder)."""
+        await asyncio.to_thread(self.login, pin, allow_final_try=allow_final_try)
+
+    def _close_main(self) -> None:
+        main, self._main, self._main_keys = self._main, None, {}
+        if main is not None:
+            try:
+                self._module.call("C_CloseSession", main.close)
+            except CpsError as exc:
+                log.debug("closing the main session: %s", exc.code_name)
+
+    def logout(self) -> None:
+        """Log out (C_Logout) and close the signing sessions."""
+        with self._lock:
+            self._check_fork()
+            if not self._logged_in or self._main is None:
+                self._logged_in = False
+                return
+            rv = self._module.raw("C_Logout", ctypes.c_ulong(self._main.handle))
+            self._logged_in = False
+            for p in self._idle:
+                with contextlib.suppress(CpsError):
+                    self._module.call("C_CloseSession", p.session.close)
+            self._idle, self._pool_open = [], 0
+            self._epoch += 1
+            if rv not in (CKR_OK, CKR_USER_NOT_LOGGED_IN):
+                err = _ckr.error_for(rv, function="C_Logout", module=self._module.resolved_path)
+                self._handle(err)
+                raise err
+
+    def change_pin(self, old: Pin, new: Pin, *, allow_final_try: bool = False) -> None:
+        """Change the holder PIN (C_SetPIN). A wrong ``old`` PIN spends a try, so the
+        same guards as :meth:`login` apply."""
+        if not isinstance(old, Pin) or not isinstance(new, Pin):
+            raise PinFormatError("give the PINs as cps_middleware.pkcs11.Pin")
+        with self._lock:
+            self._check_fork()
+            info = self.info
+            self._pin_guard(info, "C_SetPIN", allow_final_try)
+            fresh = self._main is None
+            session = self._main_session()
+            a, b = old._reveal(), new._reveal()
+            rv = self._module.raw("C_SetPIN", ctypes.c_ulong(session.handle), a, len(a), b, len(b))
+            del a, b
+            if rv == CKR_OK:
+                log.info("holder PIN of %r changed", self.label)
+                return
+            if fresh and not self._logged_in:
+                self._close_main()
+            err = self._wrong_pin(rv, "C_SetPIN")
+            self._handle(err)
+            raise err
+
+    def unblock(self, puk: Puk, new_pin: Pin, *, allow_final_try: bool = False) -> None:
+        """Unblock the holder PIN with the unblocking code: SO login with the PUK, then
+        C_InitPIN with ``new_pin``. Closes this token's sessions first (an SO login
+        is refused while a read-only session is open); log in again afterwards.
+
+        Raises PukIncorrect (``tries_left`` when the flags tell), PukLocked, or
+        FinalTryRefused when one PUK try is left and ``allow_final_try`` is not set.
+        """
+        if not isinstance(puk, Puk) or not isinstance(new_pin, Pin):
+            raise PinFormatError("give a cps_middleware.pkcs11.Puk and a Pin")
+        mod = self._module.resolved_path
+        with self._lock:
+            self._check_fork()
+            flags = self.info.flags
+            if flags.so_pin_locked:
+                raise PukLocked(
+                    "the unblocking code is blocked (nothing was sent to the card)",
+                    function="C_Login", code_name="CKF_SO_PIN_LOCKED", module=mod,
+                )  # fmt: skip
+            if flags.so_pin_final_try and not allow_final_try:
+                raise FinalTryRefused(
+                    "one unblocking-code try is left: a wrong code now makes the card "
+                    "unusable (nothing was sent to the card)",
+                    function="C_Login", code_name="CKF_SO_PIN_FINAL_TRY", module=mod,
+                    hint="make sure of the unblocking code, then call again with "
+                    "allow_final_try=True",
+                )  # fmt: skip
+            self._drop(close=True)
+            session = self._open(rw=True)
+            try:
+                p = puk._reveal()
+                rv = self._module.raw("C_Login", ctypes.c_ulong(session.handle), CKU_SO, p, len(p))
+                del p
+                if rv not in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN):
+                    raise self._wrong_puk(rv)
+                try:
+                    n = new_pin._reveal()
+                    rv = self._module.raw("C_InitPIN", ctypes.c_ulong(session.handle), n, len(n))
+                    del n
+                    if rv != CKR_OK:
+                        raise _ckr.error_for(rv, function="C_InitPIN", module=mod)
+                finally:
+                    self._module.raw("C_Logout", ctypes.c_ulong(session.handle))
+            except CpsError as exc:
+                self._handle(exc)
+                raise
+            finally:
+                with contextlib.suppress(CpsError):
+                    self._module.call("C_CloseSession", session.close)
+            log.info("holder PIN of %r unblocked", self.label)
+
+    def _wrong_puk(self, rv: int) -> CpsError:
+        mod = self._module.resolved_path
+        try:
+            flags = self._module.token_info(self._slot_id).flags
+        except CpsError:
+            flags = None
+        if rv == CKR_PIN_LOCKED or (flags is not None and flags.so_pin_locked):
+            return PukLocked(
+                "wrong unblocking code: it is now blocked" if rv == CKR_PIN_INCORRECT
+                else "the unblocking code is blocked",
+                function="C_Login", code=rv, code_name=_ckr.code_name(rv), module=mod,
+            )  # fmt: skip
+        if rv == CKR_PIN_INCORRECT:
+            return PukIncorrect(
+                "wrong unblocking code",
+                tries_left=so_tries_left_of(flags) if flags else None,
+                function="C_Login", code=rv, code_name=_ckr.code_name(rv), module=mod,
+            )  # fmt: skip
+        return _ckr.error_for(rv, function="C_Login", module=mod)
+
+    # -- mechanisms ---------------------------------------------------------------
+
+    def mechanisms(self) -> frozenset[int]:
+        """The CKM_* values the token offers (C_GetMechanismList), cached per insertion."""
+        with self._lock:
+            self._check_fork()
+            if self._mechanisms is None:
+                tok = self._token_obj()
+                try:
+                    mechs = self._module.call("C_GetMechanismList", tok.slot.get_mechanisms)
+                except CpsError as exc:
+                    self._handle(exc)
+                    raise
+                self._mechanisms = frozenset(int(m) for m in mechs)
+            return self._mechanisms
+
+    def mechanism_names(self) -> list[str]:
+        return sorted(mechanism_name(m) for m in self.mechanisms())
+
+    def _require(self, mechanism: int, function: str) -> None:
+        if mechanism not in self.mechanisms():
+            raise MechanismUnsupported(
+                f"card {self.label!r} cannot do {mechanism_name(mechanism)}",
+                available=self.mechanism_names(),
+                function=function,
+                module=self._module.resolved_path,
+            )
+
+    # -- objects -------------------------------------------------------------------
+
+    def _search(self, session: Any, template: dict[Any, Any]) -> list[Any]:
+        try:
+            return self._module.call("C_FindObjects", lambda: list(session.get_objects(template)))
+        except CpsError as exc:
+            self._handle(exc)
+            raise
+
+    def _attrs(self, obj: Any, keys: Iterable[Any]) -> dict[Any, Any]:
+        try:
+            return dict(self._module.call("C_GetAttributeValue", obj.get_attributes, list(keys)))
+        except CpsError as exc:
+            self._handle(exc)
+            raise
+
+    def _objects(self, cls: Any, label: str | None, id: bytes | None) -> list[Any]:
+        with self._lock:
+            self._check_fork()
+            template: dict[Any, Any] = {_A.CLASS: cls}
+            if label is not None:
+                template[_A.LABEL] = label
+            if id is not None:
+                template[_A.ID] = bytes(id)
+            return self._search(self._main_session(), template)
+
+    def _one(self, kind: str, found: list[Any], label: str | None, id: bytes | None) -> Any:
+        what = ", ".join(
+            f"{k}={v!r}" for k, v in (("label", label), ("CKA_ID", id)) if v is not None
+        )
+        if not found:
+            raise NoSuchObject(
+                f"no {kind} with {what or 'any attribute'} on card {self.label!r}",
+                module=self._module.resolved_path,
+            )
+        if len(found) > 1:
+            raise MultipleObjects(
+                f"{len(found)} {kind}s with {what or 'any attribute'} on card {self.label!r}",
+                module=self._module.resolved_path,
+            )
+        return found[0]
+
+    def _certificate(self, obj: Any) -> StoredCertificate:
+        a = self._attrs(obj, (_A.LABEL, _A.ID, _A.VALUE))
+        der = bytes(a.get(_A.VALUE, b""))
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError as exc:
+            raise Pkcs11Error(
+                f"certificate {a.get(_A.LABEL)!r} on the card is not valid DER: {exc}",
+                module=self._module.resolved_path,
+            ) from exc
+        return StoredCertificate(str(a.get(_A.LABEL, "")), bytes(a.get(_A.ID, b"")), der, cert)
+
+    def certificates(self) -> list[StoredCertificate]:
+        """Every certificate object (no login needed)."""
+        return [self._certificate(o) for o in self._objects(_OC.CERTIFICATE, None, None)]
+
+    def certificate(self, label: str | None = None, id: bytes | None = None) -> StoredCertificate:
+        """The one certificate with this label and/or CKA_ID (NoSuchObject / MultipleObjects)."""
+        return self._certificate(
+            self._one("certificate", self._objects(_OC.CERTIFICATE, label, id), label, id)
+        )
+
+    def _keyref(self, obj: Any, object_class: str) -> KeyRef:
+        a = self._attrs(
+            obj,
+            (_A.LABEL, _A.ID, _A.KEY_TYPE, _A.SIGN, _A.DECRYPT, _A.ALWAYS_AUTHENTICATE,
+             _A.MODULUS, _A.MODULUS_BITS, _A.PUBLIC_EXPONENT, _A.EC_PARAMS, _A.VERIFY,
+             _A.ENCRYPT),
+        )  # fmt: skip
+        kt = a.get(_A.KEY_TYPE)
+        key_type = kt.name if isinstance(kt, _p11.KeyType) else str(kt)
+        modulus = _int(a.get(_A.MODULUS))
+        bits = _int(a.get(_A.MODULUS_BITS)) or (modulus.bit_length() if modulus else None)
+        sign = bool(a.get(_A.SIGN if object_class == "private" else _A.VERIFY, False))
+        decrypt = bool(a.get(_A.DECRYPT if object_class == "private" else _A.ENCRYPT, False))
+        ec = a.get(_A.EC_PARAMS)
+        return KeyRef(
+            label=str(a.get(_A.LABEL, "")),
+            id=bytes(a.get(_A.ID, b"")),
+            object_class=object_class,
+            key_type=key_type,
+            bits=bits,
+            can_sign=sign,
+            can_decrypt=decrypt,
+            always_authenticate=bool(a.get(_A.ALWAYS_AUTHENTICATE, False)),
+            modulus=modulus,
+            public_exponent=_int(a.get(_A.PUBLIC_EXPONENT)),
+            ec_params=bytes(ec) if ec else None,
+        )
+
+    def private_keys(self) -> list[KeyRef]:
+        """Every private key the session can see (log in first: most tokens hide them)."""
+        return [self._keyref(o, "private") for o in self._objects(_OC.PRIVATE_KEY, None, None)]
+
+    def private_key(self, label: str | None = None, id: bytes | None = None) -> KeyRef:
+        """The one private key with this label and/or CKA_ID."""
+        found = self._objects(_OC.PRIVATE_KEY, label, id)
+        return self._keyref(self._one("private key", found, label, id), "private")
+
+    def public_keys(self) -> list[KeyRef]:
+        return [self._keyref(o, "public") for o in self._objects(_OC.PUBLIC_KEY, None, None)]
+
+    def public_key(self, label: str | None = None, id: bytes | None = None) -> KeyRef:
+        found = self._objects(_OC.PUBLIC_KEY, label, id)
+        return self._keyref(self._one("public key", found, label, id), "public")
+
+    def data_objects(self) -> list[DataObject]:
+        """Every data object visible (the private ones only after login)."""
+        out = []
+        for o in self._objects(_OC.DATA, None, None):
+            a = self._attrs(o, (_A.LABEL, _A.APPLICATION, _A.VALUE, _A.PRIVATE))
+            out.append(
+                DataObject(
+                    str(a.get(_A.LABEL, "")),
+                    str(a.get(_A.APPLICATION, "") or ""),
+                    bytes(a.get(_A.VALUE, b"") or b""),
+                    bool(a.get(_A.PRIVATE, False)),
+                )
+            )
+        return out
+
+    def data_object(self, label: str) -> bytes:
+        """The value of the one data object with this label (CPS_ID_CARD ...)."""
+        obj = self._one("data object", self._objects(_OC.DATA, label, None), label, None)
+        return bytes(self._attrs(obj, (_A.VALUE,)).get(_A.VALUE, b"") or b"")
+
+    # -- private-key operations ------------------------------------------------------
+
+    def _key_on(self, pooled: _Pooled, key: KeyRef) -> Any:
+        ident = (key.label, key.id, key.object_class)
+        obj = pooled.keys.get(ident)
+        if obj is None:
+            cls = _OC.PRIVATE_KEY if key.object_class == "private" else _OC.PUBLIC_KEY
+            template: dict[Any, Any] = {_A.CLASS: cls, _A.LABEL: key.label}
+            if key.id:
+                template[_A.ID] = key.id
+            obj = self._one(key.object_class + " key", self._search(pooled.session, template),
+                            key.label, key.id or None)  # fmt: skip
+            pooled.keys[ident] = obj
+        return obj
+
+    def _operate(
+        self,
+        function: str,
+        method: str,
+        key: KeyRef,
+        mechanism: int,
+        data: bytes,
+        param: Any,
+        pin: Pin | None = None,
+        allow_final_try: bool = False,
+    ) -> bytes:
+        if not isinstance(key, KeyRef):
+            raise InvalidInput("key must be a KeyRef from this token")
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidInput("data must be bytes")
+        extra: dict[str, Any] = {}
+        if key.always_authenticate:
+            # The card asks the PIN again for each use of this key (C_Login
+            # CKU_CONTEXT_SPECIFIC): the same rules as a login apply.
+            if not isinstance(pin, Pin):
+                raise NotLoggedIn(
+                    f"key {key.label!r} needs the holder PIN for each use: pass pin=Pin(...)",
+                    function=function, module=self._module.resolved_path,
+                )  # fmt: skip
+            self._pin_guard(self.info, "C_Login", allow_final_try)
+            extra["pin"] = pin._reveal().decode("ascii")
+        elif pin is not None:
+            raise InvalidInput(f"key {key.label!r} does not take a PIN per use")
+        self._require(mechanism, function)
+        mech = p11_mechanism(mechanism)
+        pooled = self._checkout()
+        try:
+            obj = self._key_on(pooled, key)
+            op = getattr(obj, method, None)
+            if op is None:
+                raise InvalidInput(f"key {key.label!r} cannot be used for {function}")
+            try:
+                result: bytes = self._module.call(
+                    function, op, bytes(data), mechanism=mech, mechanism_param=param, **extra
+                )
+                return result
+            except CpsError as exc:
+                if extra and exc.code in (CKR_PIN_INCORRECT, CKR_PIN_LOCKED):
+                    raise self._wrong_pin(exc.code, "C_Login") from exc
+                if isinstance(exc, MechanismUnsupported):
+                    raise MechanismUnsupported(
+                        f"card {self.label!r} refused {mechanism_name(mechanism)}",
+                        available=self.mechanism_names(), function=function,
+                        code=exc.code, code_name=exc.code_name, module=exc.module,
+                    ) from exc  # fmt: skip
+                self._handle(exc)
+                raise
+        finally:
+            self._checkin(pooled)
+
+    def sign(
+        self,
+        key: KeyRef,
+        mechanism: int,
+        data: bytes,
+        *,
+        pss_params: PssParams | None = None,
+        pin: Pin | None = None,
+        allow_final_try: bool = False,
+    ) -> bytes:
+        """Sign ``data`` with ``key`` and exactly ``mechanism`` (a CKM_* value).
+
+        * ``CKM_RSA_PKCS``: ``data`` is the DER DigestInfo (the card pads);
+        * ``CKM_SHA256_RSA_PKCS`` etc.: ``data`` is the message (the card hashes);
+        * ``CKM_RSA_PKCS_PSS``: ``data`` is the digest, ``pss_params`` required;
+        * ``CKM_ECDSA``: ``data`` is the digest; the result is r || s.
+
+        ``pin`` only for a key with CKA_ALWAYS_AUTHENTICATE (the PIN is asked for
+        each signature; the guards of :meth:`login` apply, ``allow_final_try`` too).
+
+        Raises MechanismUnsupported (listing what the card offers), NotLoggedIn,
+        CardRemoved, or the mapped error of the failing call.
+        """
+        param = check_params(int(mechanism), pss_params)
+        return self._operate(
+            "C_Sign", "sign", key, int(mechanism), data, param, pin, allow_final_try
+        )
+
+    def decrypt(
+        self,
+        key: KeyRef,
+        mechanism: int,
+        data: bytes,
+        *,
+        oaep_params: OaepParams | None = None,
+    ) -> bytes:
+        """Decrypt ``data`` with ``key`` (``CKM_RSA_PKCS`` or ``CKM_RSA_PKCS_OAEP``)."""
+        param = check_params(int(mechanism), None, oaep_params)
+        return self._operate("C_Decrypt", "decrypt", key, int(mechanism), data, param)
+
+    async def sign_async(
+        self,
+        key: KeyRef,
+        mechanism: int,
+        data: bytes,
+        *,
+        pss_params: PssParams | None = None,
+        pin: Pin | None = None,
+        allow_final_try: bool = False,
+    ) -> bytes:
+        """:meth:`sign` in a worker thread (a card takes 100–500 ms per signature)."""
+        return await asyncio.to_thread(
+            self.sign, key, mechanism, data,
+            pss_params=pss_params, pin=pin, allow_final_try=allow_final_try,
+        )  # fmt: skip
+
+    # -- end -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every session of this token (which also logs out)."""
+        with self._lock:
+            self._check_fork()
+            self._drop(close=True)
+            self.closed = True
+            key = self.serial or f"slot:{self._slot_id}"
+            if self._module._tokens.get(key) is self:
+                del self._module._tokens[key]

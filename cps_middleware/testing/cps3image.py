@@ -1,0 +1,424 @@
+"""A CPS3 card image for the IAS-ECC engine, built from test credentials.
+
+:func:`build_cps3` lays out what a CPS3 presents on its contact interface
+(VIRTUAL_CPS3.md): EF.ATR, EF.SN.ICC, EF.DIR, EF_ACTUA, the IAS application
+DF with the real AID, its PKCS#15 structure (ODF, TokenInfo with
+``supportedAlgorithms``, AODF, PrKDF, CDF), the authentication key ``0x82``
+and the signature key ``0x81`` with their certificates, labels as the
+middleware shows them, the holder PIN (3 tries) and the PUK (8 digits, 10
+tries, 100 uses). It returns an :class:`~cps_middleware.testing.iasecc.IasEccCard`.
+
+Middlewares cache a card's contents by serial number and EF_ACTUA dates: the
+default serial is derived from the content (certificates, labels), so a card
+with other contents gets another serial.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from cps_middleware.errors import TestCardError
+from cps_middleware.testing.iasecc import (
+    CardPin,
+    CardRsaKey,
+    DedicatedFile,
+    ElementaryFile,
+    IasEccCard,
+    SecurityEnvironment,
+    _tlv,
+)
+from cps_middleware.testing.pki import CardCredentials
+from cps_middleware.testing.vpcd import CPS3_AID, CPS3_ATR, VirtualCard
+
+__all__ = [
+    "CPS3_AID",
+    "CPS3_ATR",
+    "Cps3Layout",
+    "Cps3Objects",
+    "VirtualCps3",
+    "build_cps3",
+    "build_cps3_from_credentials",
+]
+
+ANS_ISSUER_ID = bytes.fromhex("8025000001")
+
+AUTH_CERT_LABEL = "Certificat d'Authentification CPS"
+SIGN_CERT_LABEL = "Certificat de Signature CPS"
+AUTH_KEY_LABEL = "CPS_PRIV_AUT"
+SIGN_KEY_LABEL = "CPS_PRIV_SIG"
+
+# PKCS#11 mechanisms, IAS-ECC algorithm references and PKCS#15 operations for
+# TokenInfo.supportedAlgorithms (OpenSC's CPx profile reads the references there).
+_CKM_RSA_PKCS, _CKM_SHA1_RSA_PKCS, _CKM_SHA256_RSA_PKCS = 0x01, 0x06, 0x40
+_CKM_SHA_1, _CKM_SHA256 = 0x220, 0x250
+_OP_SIGN, _OP_DECIPHER, _OP_HASH = 1, 5, 6  # bit numbers of supportedOperations
+_ALGORITHMS = (
+    (1, _CKM_RSA_PKCS, _OP_SIGN, 0x02),
+    (2, _CKM_SHA1_RSA_PKCS, _OP_SIGN, 0x12),
+    (3, _CKM_SHA256_RSA_PKCS, _OP_SIGN, 0x42),
+    (4, _CKM_SHA_1, _OP_HASH, 0x10),
+    (5, _CKM_SHA256, _OP_HASH, 0x40),
+    (6, _CKM_RSA_PKCS, _OP_DECIPHER, 0x1A),
+)
+
+
+@dataclass(frozen=True)
+class Cps3Layout:
+    """Free choices of the image (the real card's values are not public)."""
+
+    app_fid: int = 0x0001
+    odf_fid: int = 0x5031
+    tokeninfo_fid: int = 0x5032
+    aodf_fid: int = 0x7001
+    prkdf_fid: int = 0x7002
+    cdf_fid: int = 0x7004
+    auth_cert_fid: int = 0xC001
+    sign_cert_fid: int = 0xC002
+    auth_key_ref: int = 0x82
+    sign_key_ref: int = 0x81
+    pin_ref: int = 0x01
+    puk_ref: int = 0x02
+    token_label: str = "CPS"
+    manufacturer: str = "ANS"
+    app_label: str = "CPS3 IAS"
+
+
+@dataclass(frozen=True)
+class Cps3Objects:
+    """What the image exposes, for tests to compare with what middleware shows."""
+
+    serial: str  # 10 digits, BCD in EF.SN.ICC
+    token_label: str
+    auth_id: bytes  # CKA_ID of the authentication key and certificate
+    sign_id: bytes
+    auth_certificate: x509.Certificate
+    sign_certificate: x509.Certificate
+
+
+# --- DER --------------------------------------------------------------------------------
+
+
+def _int(v: int) -> bytes:
+    return _tlv(0x02, v.to_bytes(v.bit_length() // 8 + 1, "big"))
+
+
+def _bits(*bits: int) -> bytes:
+    """BIT STRING with the named bits set (bit 0 = most significant), DER-minimal."""
+    n = max(bits) + 1
+    value = bytearray((n + 7) // 8)
+    for b in bits:
+        value[b // 8] |= 0x80 >> (b % 8)
+    return _tlv(0x03, bytes([len(value) * 8 - n]) + bytes(value))
+
+
+def _utf8(s: str) -> bytes:
+    return _tlv(0x0C, s.encode())
+
+
+def _octets(b: bytes) -> bytes:
+    return _tlv(0x04, b)
+
+
+def _seq(*parts: bytes) -> bytes:
+    return _tlv(0x30, b"".join(parts))
+
+
+def _path(*fids: int) -> bytes:
+    return _seq(_octets(b"".join(f.to_bytes(2, "big") for f in fids)))
+
+
+def _bcd(digits: str) -> bytes:
+    return bytes.fromhex(digits)
+
+
+# --- the image ------------------------------------------------------------------------
+
+
+def _key_id(key: rsa.RSAPublicKey) -> bytes:
+    n = key.public_numbers().n
+    return hashlib.sha1(n.to_bytes((n.bit_length() + 7) // 8, "big")).digest()
+
+
+def _check_pair(name: str, cert: x509.Certificate, key: object) -> rsa.RSAPrivateKey:
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TestCardError(f"the {name} key must be RSA (a CPS3 holds RSA-2048 keys)")
+    pub = cert.public_key()
+    if not isinstance(pub, rsa.RSAPublicKey) or pub.public_numbers() != (
+        key.public_key().public_numbers()
+    ):
+        raise TestCardError(f"the {name} certificate does not match its private key")
+    return key
+
+
+def _default_serial(auth: bytes, sign: bytes, layout: Cps3Layout) -> str:
+    h = hashlib.sha256(auth + sign + repr(layout).encode()).digest()
+    return "28" + f"{int.from_bytes(h[:8], 'big') % 10**8:08d}"
+
+
+def build_cps3(
+    *,
+    authentication: tuple[x509.Certificate, rsa.RSAPrivateKey],
+    signature: tuple[x509.Certificate, rsa.RSAPrivateKey],
+    pin: str = "1234",
+    puk: str = "12345678",
+    pin_tries: int = 3,
+    pin_tries_left: int | None = None,
+    puk_tries: int = 10,
+    puk_uses: int = 100,
+    serial: str | None = None,
+    updated: _dt.datetime | None = None,
+    layout: Cps3Layout | None = None,
+    log: bool = False,
+) -> tuple[IasEccCard, Cps3Objects]:
+    """A CPS3 (contact interface) holding two (certificate, private key) pairs.
+
+    *serial*: 10 digits (default: derived from the contents, so that another
+    content gets another serial); *updated*: EF_ACTUA's date (default: now).
+    Raises :class:`~cps_middleware.errors.TestCardError` on bad arguments.
+    """
+    lay = layout or Cps3Layout()
+    auth_key = _check_pair("authentication", *authentication)
+    sign_key = _check_pair("signature", *signature)
+    if not (pin.isdigit() and 4 <= len(pin) <= 8):
+        raise TestCardError("the holder PIN must be 4 to 8 digits")
+    if not (puk.isdigit() and len(puk) == 8):
+        raise TestCardError("the unblocking code (PUK) must be 8 digits")
+    if not 1 <= pin_tries <= 15 or not 1 <= puk_tries <= 15:
+        raise TestCardError("try counters must be between 1 and 15")
+    auth_der = authentication[0].public_bytes(serialization.Encoding.DER)
+    sign_der = signature[0].public_bytes(serialization.Encoding.DER)
+    serial = serial or _default_serial(auth_der, sign_der, lay)
+    if not (serial.isdigit() and len(serial) == 10):
+        raise TestCardError("the card serial must be 10 digits")
+    when = (updated or _dt.datetime.now(_dt.UTC)).strftime("%Y%m%d%H%M%S")
+    auth_id = _key_id(auth_key.public_key())
+    sign_id = _key_id(sign_key.public_key())
+    app_path = (0x3F00, lay.app_fid)
+
+    # PKCS#15 -------------------------------------------------------------------------
+    odf = (
+        _tlv(0xA8, _path(*app_path, lay.aodf_fid))
+        + _tlv(0xA0, _path(*app_path, lay.prkdf_fid))
+        + _tlv(0xA4, _path(*app_path, lay.cdf_fid))
+    )
+    algorithms = b"".join(
+        _seq(_int(ref), _int(mech), b"\x05\x00", _bits(op), _int(alg_ref))
+        for ref, mech, op, alg_ref in _ALGORITHMS
+    )
+    tokeninfo = _seq(
+        _int(0),
+        _octets(_bcd(serial)),
+        _utf8(lay.manufacturer),
+        _tlv(0x80, lay.token_label.encode()),
+        _bits(0, 1),  # readOnly, loginRequired
+        _tlv(0xA2, algorithms),
+    )
+    aodf = _seq(
+        _seq(_utf8("PIN"), _bits(0)),  # label, flags: private
+        _seq(_octets(b"\x01")),  # authId
+        _tlv(
+            0xA1,
+            _seq(
+                _bits(4),  # initialized
+                b"\x0a\x01\x01",  # ascii-numeric
+                _int(4),
+                _int(8),  # storedLength
+                _int(8),  # maxLength
+                _tlv(0x80, bytes([lay.pin_ref])),
+                _octets(b"\xff"),
+                _path(0x3F00),
+            ),
+        ),
+    )
+
+    def prkey(label: str, key_id: bytes, usage: bytes, ref: int, size: int) -> bytes:
+        return _seq(
+            _seq(_utf8(label), _bits(0), _octets(b"\x01")),  # private, authId 01
+            _seq(_octets(key_id), usage, _bits(0, 2, 3, 4), _int(ref)),
+            _tlv(0xA1, _seq(_path(*app_path), _int(size))),
+        )
+
+    prkdf = prkey(
+        AUTH_KEY_LABEL, auth_id, _bits(1, 2), lay.auth_key_ref, auth_key.key_size
+    ) + prkey(SIGN_KEY_LABEL, sign_id, _bits(9), lay.sign_key_ref, sign_key.key_size)
+
+    def cert_obj(label: str, key_id: bytes, fid: int) -> bytes:
+        return _seq(
+            _seq(_utf8(label)),
+            _seq(_octets(key_id)),
+            _tlv(0xA1, _seq(_path(*app_path, fid))),
+        )
+
+    cdf = cert_obj(AUTH_CERT_LABEL, auth_id, lay.auth_cert_fid) + cert_obj(
+        SIGN_CERT_LABEL, sign_id, lay.sign_cert_fid
+    )
+
+    # files ---------------------------------------------------------------------------
+    ef_atr = (
+        b"\x80"
+        + _tlv(0x43, b"\xb8")
+        + _tlv(0x46, bytes.fromhex("00000010"))  # IC manufacturer/type, OS, IAS-ECC version
+        + _tlv(0x47, bytes.fromhex("940180"))
+        + _tlv(0xE0, bytes.fromhex("020200FF020200FF020200E7020200E7"))  # I/O buffer sizes
+        + _tlv(0x82, b"\x90\x00")
+    )
+    ef_sn = _tlv(0x5A, ANS_ISSUER_ID + _bcd(serial))
+    ef_dir = _tlv(
+        0x61,
+        _tlv(0x4F, CPS3_AID)
+        + _tlv(0x50, lay.app_label.encode())
+        + _tlv(0x51, bytes.fromhex("3F00") + lay.app_fid.to_bytes(2, "big")),
+    )
+    ef_actua = _tlv(0xEC, _tlv(0x81, _bcd(when)) + _tlv(0x82, _bcd(when)))
+    app = DedicatedFile(
+        lay.app_fid,
+        [
+            ElementaryFile(lay.odf_fid, odf),
+            ElementaryFile(lay.tokeninfo_fid, tokeninfo),
+            ElementaryFile(lay.aodf_fid, aodf),
+            ElementaryFile(lay.prkdf_fid, prkdf),
+            ElementaryFile(lay.cdf_fid, cdf),
+            ElementaryFile(lay.auth_cert_fid, auth_der),
+            ElementaryFile(lay.sign_cert_fid, sign_der),
+        ],
+        aid=CPS3_AID,
+    )
+    mf = DedicatedFile(
+        0x3F00,
+        [
+            ElementaryFile(0x2F01, ef_atr),
+            ElementaryFile(0xD003, ef_sn, sfi=0x1C),
+            ElementaryFile(0x2F00, ef_dir, sfi=0x1E),
+            ElementaryFile(0xD010, ef_actua),
+            app,
+        ],
+    )
+    pins = [
+        CardPin(
+            lay.pin_ref,
+            pin.encode(),
+            max_tries=pin_tries,
+            tries_left=pin_tries if pin_tries_left is None else pin_tries_left,
+        ),
+        CardPin(
+            lay.puk_ref,
+            puk.encode(),
+            max_tries=puk_tries,
+            tries_left=puk_tries,
+            min_length=8,
+            max_length=8,
+            acl=bytes.fromhex("23 00 FF 00"),  # verify always, put never, get always
+            uses_left=puk_uses,
+        ),
+    ]
+    user_auth = bytes.fromhex("950108")  # usage qualifier: user password
+    ses = [
+        SecurityEnvironment(1, [_tlv(0xA4, _tlv(0x83, bytes([lay.pin_ref])) + user_auth)]),
+        SecurityEnvironment(2, [_tlv(0xA4, _tlv(0x83, bytes([lay.puk_ref])) + user_auth)]),
+    ]
+    keys = [
+        # CDS never, INT-AUTH and DECIPHER after the PIN (SE 1), get data always
+        CardRsaKey(lay.auth_key_ref, auth_key, acl=bytes.fromhex("7B FF 11 11 FF FF 00")),
+        # CDS after the PIN, no INT-AUTH nor DECIPHER: a non-repudiation key
+        CardRsaKey(lay.sign_key_ref, sign_key, acl=bytes.fromhex("7B 11 FF FF FF FF 00")),
+    ]
+    card = IasEccCard(atr=CPS3_ATR, mf=mf, pins=pins, keys=keys, security_environments=ses, log=log)
+    objects = Cps3Objects(
+        serial=serial,
+        token_label=lay.token_label,
+        auth_id=auth_id,
+        sign_id=sign_id,
+        auth_certificate=authentication[0],
+        sign_certificate=signature[0],
+    )
+    return card, objects
+
+
+def build_cps3_from_credentials(
+    credentials: CardCredentials, **kwargs: Any
+) -> tuple[IasEccCard, Cps3Objects]:
+    """:func:`build_cps3` from the test PKI's :class:`CardCredentials`."""
+    auth, sign = credentials.authentication, credentials.signature
+    if not isinstance(auth.private_key, rsa.RSAPrivateKey) or not isinstance(
+        sign.private_key, rsa.RSAPrivateKey
+    ):
+        raise TestCardError("a CPS3 holds RSA keys: issue the card with key_type='rsa2048'")
+    return build_cps3(
+        authentication=(auth.certificate, auth.private_key),
+        signature=(sign.certificate, sign.private_key),
+        **kwargs,
+    )
+
+
+class VirtualCps3:
+    """A virtual CPS3 in a vpcd reader: the IAS-ECC image plus its PC/SC plumbing.
+
+    ``card`` is the :class:`IasEccCard` (PIN counters, APDU count), ``objects``
+    what middleware should show, ``reader`` the PC/SC reader name. The card is
+    built once; :meth:`insert` / :meth:`remove` move it in and out of the
+    reader and keep its state (a pulled card keeps its counters), :meth:`reset`
+    gives back full counters and the issued PIN.
+    """
+
+    def __init__(
+        self,
+        credentials: CardCredentials,
+        *,
+        port: int = 35965,
+        reader: str | None = None,
+        **image: Any,
+    ) -> None:
+        self.credentials = credentials
+        self._image = dict(image)
+        self.card, self.objects = build_cps3_from_credentials(credentials, **image)
+        self.layout: Cps3Layout = image.get("layout") or Cps3Layout()
+        self.pin = str(image.get("pin", "1234"))
+        self.puk = str(image.get("puk", "12345678"))
+        self.vpcd = VirtualCard(self.card, port=port, reader=reader)
+
+    @property
+    def reader(self) -> str:
+        return self.vpcd.reader
+
+    @property
+    def inserted(self) -> bool:
+        return self.vpcd.inserted
+
+    def insert(self, *, timeout: float = 10.0) -> None:
+        """Put the card in the reader; returns once pcscd shows it."""
+        self.vpcd.insert(timeout=timeout)
+
+    def remove(self, *, timeout: float = 10.0) -> None:
+        """Pull the card; returns once pcscd shows the reader empty."""
+        self.vpcd.remove(timeout=timeout)
+
+    def block_pin(self) -> None:
+        """Block the holder PIN, as three wrong entries would."""
+        self.card.block_pin(self.layout.pin_ref)
+
+    @property
+    def pin_tries_left(self) -> int:
+        return self.card.pin(self.layout.pin_ref).tries_left
+
+    @property
+    def puk_tries_left(self) -> int:
+        return self.card.pin(self.layout.puk_ref).tries_left
+
+    def reset(self) -> None:
+        """Back to the issued state: issued PIN and PUK, full counters, nothing verified."""
+        fresh, _ = build_cps3_from_credentials(self.credentials, **self._image)
+        self.card.replace_pins(fresh.pins.values())
+
+    def __enter__(self) -> VirtualCps3:
+        self.insert()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()

@@ -1,0 +1,1063 @@
+"""The batch path-validation engine behind :class:`~cps_middleware.validation.Validator`.
+
+Issuer side, once per validator (and once per time window): the CA
+certificates are parsed, linked into candidate paths to the trust anchors, their
+signatures checked, the CRLs verified and indexed, and every CA path judged
+at the validation time. Holder side, per certificate: one DER walk
+(:mod:`._der`), one dictionary lookup for the issuer group, one signature
+check; dates, usages and revocation are then decided for the whole batch over
+numpy columns.
+
+The engine is deterministic and picklable through its :class:`Config`, so
+worker processes rebuild the same engine and give the same verdicts.
+
+Every verdict carries a time window ``[lo, hi)`` (epoch seconds) over which it
+cannot change: every time comparison made for it (validity bounds, CRL
+thisUpdate / nextUpdate, revocation dates) keeps its outcome inside it. The
+validator's memo uses it to re-serve a verdict without re-checking.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from asn1crypto import algos as _aalgos
+from asn1crypto import x509 as _ax509
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from cps_middleware.validation import _der
+from cps_middleware.validation._der import (
+    F_AKI,
+    F_CA,
+    F_CRITICAL,
+    F_EKU,
+    F_ISSUER,
+    F_KU,
+    F_NA,
+    F_NB,
+    F_PATHLEN,
+    F_POLICIES,
+    F_SERIAL,
+    F_SIG,
+    F_SIGALG,
+    F_SKI,
+    F_SPKI,
+    F_SUBJECT,
+    F_TBS,
+    DerError,
+)
+from cps_middleware.validation.results import REASON_NAMES, Revocation, Status
+
+__all__: list[str] = []  # private module
+
+_MAX_PATHS = 64  # candidate paths kept per CA certificate
+NEVER = np.iinfo(np.int64).min
+FOREVER = np.iinfo(np.int64).max
+_S = Status
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that determines verdicts; plain data, picklable."""
+
+    anchors: tuple[bytes, ...]
+    intermediates: tuple[bytes, ...] = ()
+    time: int | None = None  # epoch seconds; None = the clock at each call
+    crls: tuple[bytes, ...] = ()
+    key_usage: int = 0  # keyUsage bits all required on the validated certificate
+    eku: tuple[bytes, ...] | None = None  # raw OIDs, one of which is required
+    policies: tuple[bytes, ...] | None = None  # raw OIDs acceptable (explicit policy)
+    max_depth: int = 8  # most intermediate CAs between a certificate and its anchor
+    revocation: str = "off"  # "off" | "soft" | "hard"
+
+
+# --- signature algorithms ---------------------------------------------------------
+
+_RSA_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "2a864886f70d01010b": hashes.SHA256,
+    "2a864886f70d01010c": hashes.SHA384,
+    "2a864886f70d01010d": hashes.SHA512,
+    "2a864886f70d01010e": hashes.SHA224,
+}
+_ECDSA_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "2a8648ce3d040302": hashes.SHA256,
+    "2a8648ce3d040303": hashes.SHA384,
+    "2a8648ce3d040304": hashes.SHA512,
+    "2a8648ce3d040301": hashes.SHA224,
+}
+_PSS = "2a864886f70d01010a"
+_ED25519 = "2b6570"
+_ED448 = "2b6571"
+_SHA1_RSA = "2a864886f70d010105"
+_PSS_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+Verify = Callable[[bytes, bytes], bool]
+
+
+def _sigalg_oid(sigalg: bytes) -> tuple[str, bytes]:
+    tag, s, e = _der._tlv(sigalg, 0, len(sigalg))
+    tag, os_, oe = _der._tlv(sigalg, s, e)
+    if tag != 0x06:
+        raise DerError("bad AlgorithmIdentifier")
+    return sigalg[os_:oe].hex(), sigalg[oe:e]
+
+
+def make_verifier(key: Any, sigalg: bytes) -> Verify | str:
+    """A ``verify(signature, data) -> bool`` for this key and algorithm, or why not."""
+    try:
+        oid, params = _sigalg_oid(sigalg)
+    except (DerError, IndexError):
+        return "unreadable signature algorithm"
+    if oid in _RSA_HASH:
+        if params not in (b"", b"\x05\x00"):
+            return "bad RSA signature algorithm parameters"
+        if not isinstance(key, rsa.RSAPublicKey):
+            return "the issuer key is not an RSA key"
+        return _rsa_verifier(key, padding.PKCS1v15(), _RSA_HASH[oid]())
+    if oid in _ECDSA_HASH:
+        if params:
+            return "bad ECDSA signature algorithm parameters"
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            return "the issuer key is not an EC key"
+        return _ec_verifier(key, ec.ECDSA(_ECDSA_HASH[oid]()))
+    if oid == _PSS:
+        if not isinstance(key, rsa.RSAPublicKey):
+            return "the issuer key is not an RSA key"
+        try:
+            p = _aalgos.SignedDigestAlgorithm.load(sigalg)["parameters"]
+            hname = p["hash_algorithm"]["algorithm"].native
+            mgf = p["mask_gen_algorithm"]
+            mgf_hash = mgf["parameters"]["algorithm"].native
+            salt = int(p["salt_length"].native)
+            if (
+                hname not in _PSS_HASH
+                or mgf["algorithm"].native != "mgf1"
+                or mgf_hash != hname
+                or int(p["trailer_field"].native == "trailer_field_bc") != 1
+            ):
+                return "unsupported RSASSA-PSS parameters"
+        except (ValueError, TypeError, KeyError):
+            return "bad RSASSA-PSS parameters"
+        h = _PSS_HASH[hname]
+        return _rsa_verifier(key, padding.PSS(padding.MGF1(h()), salt), h())
+    if oid in (_ED25519, _ED448):
+        if params or not isinstance(
+            key, ed25519.Ed25519PublicKey if oid == _ED25519 else ed448.Ed448PublicKey
+        ):
+            return "bad EdDSA key or parameters"
+        return _ed_verifier(key)
+    if oid == _SHA1_RSA:
+        return "SHA-1 signatures are refused"
+    return f"unsupported signature algorithm {_der.oid_text(bytes.fromhex(oid))}"
+
+
+def _rsa_verifier(key: rsa.RSAPublicKey, pad: Any, h: hashes.HashAlgorithm) -> Verify:
+    kv = key.verify
+
+    def verify(sig: bytes, data: bytes) -> bool:
+        try:
+            kv(sig, data, pad, h)
+        except Exception:  # InvalidSignature, or a signature of the wrong size
+            return False
+        return True
+
+    return verify
+
+
+def _ec_verifier(key: ec.EllipticCurvePublicKey, alg: ec.ECDSA) -> Verify:
+    kv = key.verify
+
+    def verify(sig: bytes, data: bytes) -> bool:
+        try:
+            kv(sig, data, alg)
+        except Exception:
+            return False
+        return True
+
+    return verify
+
+
+def _ed_verifier(key: ed25519.Ed25519PublicKey | ed448.Ed448PublicKey) -> Verify:
+    kv = key.verify
+
+    def verify(sig: bytes, data: bytes) -> bool:
+        try:
+            kv(sig, data)
+        except Exception:
+            return False
+        return True
+
+    return verify
+
+
+# --- time helpers -------------------------------------------------------------------
+
+
+def stamp_text(stamp: bytes | int) -> str:
+    if isinstance(stamp, bytes):
+        stamp = _der.time_to_epoch(stamp)
+    return _dt.datetime.fromtimestamp(stamp, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _dt_of(epoch: int) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(epoch, _dt.UTC)
+
+
+class _Window:
+    """Collects breakpoints b (each a comparison ``t >= b``) → the stable window."""
+
+    __slots__ = ("hi", "lo", "t")
+
+    def __init__(self, t: int) -> None:
+        self.t = t
+        self.lo = int(NEVER)
+        self.hi = int(FOREVER)
+
+    def bp(self, b: int) -> None:
+        if b <= self.t:
+            if b > self.lo:
+                self.lo = b
+        elif b < self.hi:
+            self.hi = b
+
+    def merge(self, lo: int, hi: int) -> None:
+        self.lo = max(self.lo, lo)
+        self.hi = min(self.hi, hi)
+
+
+# --- CA certificates and CRLs ------------------------------------------------------
+
+
+@dataclass
+class _Ca:
+    id: int
+    der: bytes
+    cert: x509.Certificate
+    facts: tuple[Any, ...]
+    anchor: bool
+    nb: int
+    na: int
+    key: Any
+    label: str
+    crl_key: tuple[bytes, bytes]  # (subject, spki): CRLs are matched on name + key
+    self_issued: bool
+
+
+@dataclass
+class _Crl:
+    label: str
+    this_update: int
+    next_update: int | None
+    number: int
+    delta_base: int | None  # set for a delta CRL
+    scope: str  # "all" | "ee" | "ca"
+    entries: _Entries
+
+
+# serial (INTEGER content) -> (revocation time, reason code or -1, invalidity time or None)
+_Entries = dict[bytes, tuple[int, int, int | None]]
+
+
+@dataclass
+class _CrlState:
+    entries: _Entries | None  # None: no usable CRL at this time
+    stale: bool
+    label: str
+    next_update: int | None
+    lo: int
+    hi: int
+
+
+@dataclass
+class _PathVerdict:
+    status: Status
+    reason: str
+    revocation: Revocation | None
+    lo: int
+    hi: int
+    policies: frozenset[bytes] | None  # authority-constrained set; None = any
+
+
+@dataclass
+class _Group:
+    """Leaves with the same issuer name and authority key id."""
+
+    label: str  # issuer, for reasons
+    problem: str | None  # UNKNOWN_ISSUER reason, when no candidate
+    keys: list[tuple[Any, str, int]] = field(default_factory=list)  # (key, CA label, pc id)
+    verifiers: dict[bytes, list[tuple[Verify | str, int, str]]] = field(default_factory=dict)
+
+
+def _cn(cert: x509.Certificate) -> str:
+    try:
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if cns:
+            return str(cns[0].value)
+        return cert.subject.rfc4514_string()
+    except ValueError:
+        return "?"
+
+
+_SHORT = {
+    "common_name": "CN",
+    "organizational_unit_name": "OU",
+    "organization_name": "O",
+    "country_name": "C",
+    "locality_name": "L",
+    "state_or_province_name": "ST",
+    "surname": "SN",
+    "given_name": "GN",
+    "serial_number": "serialNumber",
+    "title": "title",
+}
+
+
+def _name_text(name_der: bytes) -> str:
+    """``CN=..., OU=..., C=..`` (most specific first) for reasons shown to people."""
+    try:
+        rdns = []
+        for rdn in _ax509.Name.load(name_der).chosen:
+            rdns.append(
+                "+".join(
+                    f"{_SHORT.get(atv['type'].native, atv['type'].native)}={atv['value'].native}"
+                    for atv in rdn
+                )
+            )
+        return ", ".join(reversed(rdns))
+    except (ValueError, TypeError, KeyError):
+        return name_der.hex()
+
+
+def _name_key(name_der: bytes) -> str | None:
+    """RFC 5280 7.1 comparison key (case folding, whitespace), for names not byte-equal."""
+    try:
+        return str(_ax509.Name.load(name_der).hashable)
+    except (ValueError, TypeError):
+        return None
+
+
+class Engine:
+    """Validator state built from a :class:`Config` (see module docstring)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.cas: list[_Ca] = []
+        self.problems: list[str] = []  # CA / CRL inputs that were set aside, and why
+        seen: set[bytes] = set()
+        for anchor, ders in ((True, config.anchors), (False, config.intermediates)):
+            for der in ders:
+                if der in seen:
+                    continue
+                seen.add(der)
+                self._add_ca(der, anchor)
+        self.by_subject: dict[bytes, list[int]] = {}
+        self.by_name_key: dict[str, list[int]] = {}
+        for ca in self.cas:
+            self.by_subject.setdefault(ca.facts[F_SUBJECT], []).append(ca.id)
+            k = _name_key(ca.facts[F_SUBJECT])
+            if k is not None:
+                self.by_name_key.setdefault(k, []).append(ca.id)
+        self._sig_ok: dict[tuple[int, int], bool | str] = {}
+        self.paths: list[tuple[int, ...]] = []  # path id -> CA ids, issuer first, anchor last
+        self._paths_of: dict[int, list[int]] = {}
+        for ca in self.cas:
+            self._paths_of[ca.id] = self._build_paths(ca.id)
+        self.crls: dict[tuple[bytes, bytes], list[_Crl]] = {}
+        for der in config.crls:
+            self._add_crl(der)
+        self.groups: dict[tuple[bytes, bytes | None], _Group] = {}
+        self.pcs: list[tuple[tuple[bytes, bytes], tuple[int, ...]]] = []  # (crl key, path ids)
+        self._at: int | None = None
+        self._win = (0, -1)
+        self._path_verdicts: list[_PathVerdict] = []
+        self._pc_best: list[tuple[int, _PathVerdict]] = []
+        self._crl_states: dict[tuple[tuple[bytes, bytes], bool], _CrlState] = {}
+
+    # -- building ------------------------------------------------------------------
+
+    def _add_ca(self, der: bytes, anchor: bool) -> None:
+        try:
+            facts = _der.parse_certificate(der)
+            cert = x509.load_der_x509_certificate(der)
+            key = cert.public_key()
+            nb, na = (int(x) for x in _der.times_to_epoch([facts[F_NB], facts[F_NA]]))
+        except (DerError, ValueError, UnsupportedAlgorithm) as exc:
+            self.problems.append(f"CA certificate set aside: {exc}")
+            return
+        self.cas.append(
+            _Ca(
+                id=len(self.cas),
+                der=der,
+                cert=cert,
+                facts=facts,
+                anchor=anchor,
+                nb=nb,
+                na=na,
+                key=key,
+                label=_cn(cert),
+                crl_key=(facts[F_SUBJECT], facts[F_SPKI]),
+                self_issued=facts[F_SUBJECT] == facts[F_ISSUER],
+            )
+        )
+
+    def _issuers_of(self, issuer: bytes, aki: bytes | None) -> list[int]:
+        """Candidate issuer CA ids: same name (bytes, else RFC 5280 comparison), same key id."""
+        cands = self.by_subject.get(issuer)
+        if cands is None:
+            k = _name_key(issuer)
+            cands = self.by_name_key.get(k, []) if k is not None else []
+        if aki is not None:
+            cands = [c for c in cands if self.cas[c].facts[F_SKI] in (None, aki)]
+        return cands
+
+    def _link_ok(self, child: int, parent: int) -> bool | str:
+        """Signature of CA ``child`` under CA ``parent``'s key: True, or why not."""
+        r = self._sig_ok.get((child, parent))
+        if r is None:
+            f = self.cas[child].facts
+            v = make_verifier(self.cas[parent].key, f[F_SIGALG])
+            if isinstance(v, str):
+                r = v
+            else:
+                r = v(f[F_SIG], f[F_TBS]) or "its signature does not verify"
+            self._sig_ok[(child, parent)] = r
+        return r
+
+    def _build_paths(self, start: int) -> list[int]:
+        """Every loop-free path from CA ``start`` up to an anchor, shortest first."""
+        found: list[tuple[int, ...]] = []
+        cap = self.config.max_depth + 2  # one more than allowed, to report PATH_TOO_LONG
+
+        def walk(path: tuple[int, ...]) -> None:
+            ca = self.cas[path[-1]]
+            if ca.anchor:
+                found.append(path)
+                return
+            if len(path) >= cap or len(found) >= _MAX_PATHS:  # cross-certificate meshes
+                return
+            for parent in self._issuers_of(ca.facts[F_ISSUER], ca.facts[F_AKI]):
+                if parent not in path:
+                    walk((*path, parent))
+
+        walk((start,))
+        found.sort(key=len)
+        ids = []
+        for p in found:
+            ids.append(len(self.paths))
+            self.paths.append(p)
+        return ids
+
+    def _add_crl(self, der: bytes) -> None:
+        try:
+            crl = x509.load_der_x509_crl(der)
+            issuer = crl.issuer.public_bytes()
+            raw, bad_entry_ext = _der.parse_crl_entries(der)
+            # every date of the list converted at once
+            dates = _der.times_to_epoch([e[0] for e in raw.values()]).tolist()
+            inv_stamps = [e[2] for e in raw.values() if e[2] is not None]
+            inv = iter(_der.times_to_epoch(inv_stamps).tolist())
+            entries: _Entries = {
+                serial: (d, e[1], next(inv) if e[2] is not None else None)
+                for (serial, e), d in zip(raw.items(), dates, strict=True)
+            }
+        except (ValueError, DerError) as exc:
+            self.problems.append(f"CRL set aside: unreadable ({exc})")
+            return
+        label = f"CRL of {_name_text(issuer)} (thisUpdate {crl.last_update_utc:%Y-%m-%d})"
+        if bad_entry_ext is not None:
+            self.problems.append(
+                f"{label} set aside: unhandled critical entry extension "
+                f"{_der.oid_text(bad_entry_ext)} (indirect CRLs are not supported)"
+            )
+            return
+        scope = "all"
+        number = 0
+        delta_base = None
+        try:
+            exts = crl.extensions
+        except ValueError as exc:
+            self.problems.append(f"{label} set aside: bad extensions ({exc})")
+            return
+        for ext in exts:
+            oid = ext.oid
+            if oid == ExtensionOID.CRL_NUMBER:
+                number = ext.value.crl_number
+            elif oid == ExtensionOID.DELTA_CRL_INDICATOR:
+                delta_base = ext.value.crl_number
+            elif oid == ExtensionOID.ISSUING_DISTRIBUTION_POINT:
+                idp = ext.value
+                if idp.indirect_crl or idp.only_some_reasons or idp.only_contains_attribute_certs:
+                    self.problems.append(f"{label} set aside: partial or indirect CRL")
+                    return
+                if idp.only_contains_user_certs:
+                    scope = "ee"
+                elif idp.only_contains_ca_certs:
+                    scope = "ca"
+            elif oid in (ExtensionOID.AUTHORITY_KEY_IDENTIFIER, ExtensionOID.FRESHEST_CRL):
+                pass
+            elif ext.critical:
+                self.problems.append(
+                    f"{label} set aside: unhandled critical extension {oid.dotted_string}"
+                )
+                return
+        # The CRL must be signed by a CA of that name allowed to sign CRLs; it
+        # then covers the certificates that CA (name + key) issued.
+        signers = []
+        for cid in self._issuers_of(issuer, None):
+            ca = self.cas[cid]
+            if ca.facts[F_KU] != -1 and not ca.facts[F_KU] & _der.KU_CRL_SIGN:
+                continue
+            try:
+                if crl.is_signature_valid(ca.key):
+                    signers.append(ca.crl_key)
+            except (TypeError, ValueError):
+                continue
+        if not signers:
+            self.problems.append(f"{label} set aside: no known CA of that name signed it")
+            return
+        this_update = int(crl.last_update_utc.timestamp())
+        nu = crl.next_update_utc
+        item = _Crl(
+            label=label,
+            this_update=this_update,
+            next_update=int(nu.timestamp()) if nu is not None else None,
+            number=number,
+            delta_base=delta_base,
+            scope=scope,
+            entries=entries,
+        )
+        for k in dict.fromkeys(signers):
+            self.crls.setdefault(k, []).append(item)
+
+    # -- time-dependent issuer side ---------------------------------------------------
+
+    def prepare(self, t: int) -> None:
+        """Judge every CA path at time ``t`` (kept while ``t`` stays in the window)."""
+        if self._at is not None and self._win[0] <= t < self._win[1]:
+            self._at = t
+            # CRL states first used by holder certificates have their own windows
+            self._crl_states = {k: s for k, s in self._crl_states.items() if s.lo <= t < s.hi}
+            return
+        self._at = t
+        self._crl_states = {}
+        lo, hi = int(NEVER), int(FOREVER)
+        self._path_verdicts = []
+        for path in self.paths:
+            v = self._judge_path(path, t)
+            self._path_verdicts.append(v)
+            lo, hi = max(lo, v.lo), min(hi, v.hi)
+        self._pc_best = [self._best(pc) for pc in range(len(self.pcs))]
+        for st in self._crl_states.values():
+            lo, hi = max(lo, st.lo), min(hi, st.hi)
+        self._win = (lo, hi)
+
+    def crl_state(self, key: tuple[bytes, bytes], for_ca: bool, t: int) -> _CrlState:
+        st = self._crl_states.get((key, for_ca))
+        if st is not None:
+            return st
+        w = _Window(t)
+        scope_ok = ("all", "ca") if for_ca else ("all", "ee")
+        full: _Crl | None = None
+        best_delta: _Crl | None = None
+        crls = self.crls.get(key, [])
+        for c in crls:
+            w.bp(c.this_update)
+            if c.next_update is not None:
+                w.bp(c.next_update + 1)
+        for c in crls:
+            if c.scope not in scope_ok or c.this_update > t or c.delta_base is not None:
+                continue
+            if full is None or (c.number, c.this_update) > (full.number, full.this_update):
+                full = c
+        if full is None:
+            st = _CrlState(None, False, "", None, w.lo, w.hi)
+        else:
+            entries = full.entries
+            for c in crls:
+                if (
+                    c.delta_base is not None
+                    and c.scope in scope_ok
+                    and c.delta_base <= full.number < c.number
+                    and c.this_update <= t
+                    and (c.next_update is None or t <= c.next_update)
+                    and (best_delta is None or c.number > best_delta.number)
+                ):
+                    best_delta = c
+            if best_delta is not None:
+                entries = dict(entries)
+                for serial, e in best_delta.entries.items():
+                    if e[1] == 8:  # removeFromCRL
+                        entries.pop(serial, None)
+                    else:
+                        entries[serial] = e
+            stale = full.next_update is not None and t > full.next_update
+            st = _CrlState(entries, stale, full.label, full.next_update, w.lo, w.hi)
+        self._crl_states[(key, for_ca)] = st
+        return st
+
+    def revocation_check(
+        self, st: _CrlState, serial: bytes, who: str, w: _Window | None
+    ) -> tuple[Status, str, Revocation | None] | None:
+        """None when the certificate passes; else (status, reason, revocation)."""
+        mode = self.config.revocation
+        if st.entries is None:
+            if mode == "hard":
+                return _S.REVOCATION_UNKNOWN, f"no CRL available to check {who}", None
+            return None
+        e = st.entries.get(serial)
+        if e is not None:
+            rd = e[0]
+            t = self._at if w is None else w.t
+            assert t is not None
+            if w is not None:
+                w.bp(rd)
+            if rd <= t:
+                reason = REASON_NAMES.get(e[1], "unspecified")
+                inv = _dt_of(e[2]) if e[2] is not None else None
+                rev = Revocation(reason, _dt_of(rd), inv)
+                return _S.REVOKED, f"{who} was revoked on {stamp_text(rd)} ({reason})", rev
+        if st.stale and mode == "hard":
+            assert st.next_update is not None
+            return (
+                _S.REVOCATION_UNKNOWN,
+                f"the {st.label} expired on {stamp_text(st.next_update)}; {who} cannot be checked",
+                None,
+            )
+        return None
+
+    def _judge_path(self, path: tuple[int, ...], t: int) -> _PathVerdict:
+        """All RFC 5280 checks on the CA part of a path; the first failure wins."""
+        cfg = self.config
+        w = _Window(t)
+        fails: list[tuple[int, Status, str, Revocation | None]] = []
+        cas = [self.cas[i] for i in path]
+        n_inter = len(path) - 1
+        if n_inter > cfg.max_depth:
+            fails.append(
+                (
+                    0,
+                    _S.PATH_TOO_LONG,
+                    f"{n_inter} intermediate CAs (at most {cfg.max_depth} allowed)",
+                    None,
+                )
+            )
+        below = 0  # non-self-issued intermediates below the current element
+        for k, ca in enumerate(cas):
+            f = ca.facts
+            rank = 10 * (len(cas) - k)  # higher elements fail first
+            who = f"CA '{ca.label}'"
+            w.bp(ca.nb)
+            w.bp(ca.na + 1)
+            if t < ca.nb:
+                fails.append(
+                    (
+                        rank + 5,
+                        _S.NOT_YET_VALID,
+                        f"{who} is not valid before {stamp_text(ca.nb)}",
+                        None,
+                    )
+                )
+            elif t > ca.na:
+                fails.append((rank + 5, _S.EXPIRED, f"{who} expired on {stamp_text(ca.na)}", None))
+            if f[F_PATHLEN] >= 0 and below > f[F_PATHLEN]:
+                fails.append(
+                    (
+                        rank + 4,
+                        _S.PATH_TOO_LONG,
+                        f"{who} allows {f[F_PATHLEN]} intermediate CA(s) below it, "
+                        f"the path has {below}",
+                        None,
+                    )
+                )
+            if not ca.anchor:
+                parent = cas[k + 1]
+                ok = self._link_ok(ca.id, parent.id)
+                if ok is not True:
+                    fails.append(
+                        (
+                            rank + 9,
+                            _S.BAD_SIGNATURE,
+                            f"{who} (issued by '{parent.label}'): {ok}",
+                            None,
+                        )
+                    )
+                if f[F_CRITICAL] is not None:
+                    fails.append(
+                        (
+                            rank + 8,
+                            _S.UNHANDLED_CRITICAL_EXTENSION,
+                            f"{who} has an unhandled critical extension "
+                            f"{_der.oid_text(f[F_CRITICAL])}",
+                            None,
+                        )
+                    )
+                if not f[F_CA]:
+                    fails.append(
+                        (
+                            rank + 7,
+                            _S.CA_CONSTRAINT_VIOLATED,
+                            f"{who} is not a CA (basicConstraints cA is not set)",
+                            None,
+                        )
+                    )
+                if f[F_KU] != -1 and not f[F_KU] & _der.KU_KEY_CERT_SIGN:
+                    fails.append(
+                        (
+                            rank + 6,
+                            _S.KEY_USAGE_NOT_ALLOWED,
+                            f"{who} may not sign certificates (no keyCertSign)",
+                            None,
+                        )
+                    )
+                if cfg.revocation != "off":
+                    st = self.crl_state(parent.crl_key, True, t)
+                    w.merge(st.lo, st.hi)
+                    r = self.revocation_check(st, f[F_SERIAL], who, w)
+                    if r is not None:
+                        fails.append((rank + 3, *r))
+                if not ca.self_issued:
+                    below += 1
+        # policies: authority-constrained set, from the anchor down (the anchor
+        # itself is not processed, RFC 5280 6.1).
+        pols: frozenset[bytes] | None = None
+        for ca in reversed(cas[:-1]):
+            p = ca.facts[F_POLICIES]
+            if p is None:
+                pols = frozenset()
+            elif _der.OID_ANY_POLICY not in p:
+                pols = frozenset(p) if pols is None else pols & frozenset(p)
+        if not fails:
+            return _PathVerdict(_S.VALID, "", None, w.lo, w.hi, pols)
+        fails.sort(key=lambda x: -x[0])
+        _, status, reason, rev = fails[0]
+        return _PathVerdict(status, reason, rev, w.lo, w.hi, pols)
+
+    def _best(self, pc: int) -> tuple[int, _PathVerdict]:
+        """The path reported for a candidate: the first valid one, else the first one."""
+        pids = self.pcs[pc][1]
+        if not pids:
+            return -1, _PathVerdict(
+                _S.UNKNOWN_ISSUER,
+                f"no path from the issuing CA '{_name_text(self.pcs[pc][0][0])}' to a trust anchor",
+                None,
+                int(NEVER),
+                int(FOREVER),
+                frozenset(),
+            )
+        lo, hi = int(NEVER), int(FOREVER)
+        for pid in pids:
+            v = self._path_verdicts[pid]
+            lo, hi = max(lo, v.lo), min(hi, v.hi)
+        for pid in pids:
+            v = self._path_verdicts[pid]
+            if v.status is _S.VALID:
+                return pid, _PathVerdict(v.status, v.reason, v.revocation, lo, hi, v.policies)
+        v = self._path_verdicts[pids[0]]
+        return pids[0], _PathVerdict(v.status, v.reason, v.revocation, lo, hi, v.policies)
+
+    # -- holder side --------------------------------------------------------------------
+
+    def _group(self, issuer: bytes, aki: bytes | None) -> _Group:
+        g = self.groups.get((issuer, aki))
+        if g is not None:
+            return g
+        label = _name_text(issuer)
+        cands = self._issuers_of(issuer, aki)
+        problem = None
+        if not cands:
+            if self._issuers_of(issuer, None):
+                problem = (
+                    f"issuer '{label}' is known, but not with the key identifier "
+                    f"{aki.hex() if aki else ''}"
+                )
+            else:
+                problem = f"no trusted or intermediate CA named '{label}'"
+        g = _Group(label, problem)
+        by_key: dict[bytes, list[int]] = {}
+        for cid in cands:
+            by_key.setdefault(self.cas[cid].facts[F_SPKI], []).append(cid)
+        for cids in by_key.values():
+            ca = self.cas[cids[0]]
+            pids: list[int] = []
+            for cid in cids:
+                pids.extend(self._paths_of[cid])
+            pc = len(self.pcs)
+            self.pcs.append((ca.crl_key, tuple(pids)))
+            if self._at is not None:
+                self._pc_best.append(self._best(pc))
+            g.keys.append((ca.key, ca.label, pc))
+        self.groups[(issuer, aki)] = g
+        return g
+
+    def _verifiers(self, g: _Group, sigalg: bytes) -> list[tuple[Verify | str, int, str]]:
+        vs = g.verifiers.get(sigalg)
+        if vs is None:
+            vs = [(make_verifier(key, sigalg), pc, label) for key, label, pc in g.keys]
+            g.verifiers[sigalg] = vs
+        return vs
+
+    def run(self, ders: Sequence[bytes], t: int) -> Chunk:
+        """Validate DER certificates at time ``t`` → columns + details."""
+        self.prepare(t)
+        n = len(ders)
+        out = Chunk(
+            np.zeros(n, dtype=np.uint8),
+            np.full(n, -1, dtype=np.int32),
+            np.full(n, NEVER, dtype=np.int64),
+            np.full(n, FOREVER, dtype=np.int64),
+            {},
+        )
+        idx, facts, pcs, nb, na = self._per_certificate(ders, out)
+        if idx:
+            self._per_batch(idx, facts, pcs, nb, na, t, out)
+        return out
+
+    def _per_certificate(
+        self, ders: Sequence[bytes], out: Chunk
+    ) -> tuple[
+        list[int], list[tuple[Any, ...]], list[int], npt.NDArray[np.int64], npt.NDArray[np.int64]
+    ]:
+        """Parse, find the issuer group, check the signature; the rest go on together."""
+        status, detail = out.status, out.detail
+        parse = _der.parse_certificate
+        groups = self.groups
+        idx: list[int] = []
+        facts: list[tuple[Any, ...]] = []
+        pcs: list[int] = []
+        for i, der in enumerate(ders):
+            try:
+                f = parse(der)
+            except DerError as exc:
+                status[i] = _S.MALFORMED
+                detail[i] = (f"malformed certificate: {exc}", None)
+                continue
+            g = groups.get((f[F_ISSUER], f[F_AKI]))
+            if g is None:
+                g = self._group(f[F_ISSUER], f[F_AKI])
+            if g.problem is not None:
+                status[i] = _S.UNKNOWN_ISSUER
+                detail[i] = (g.problem, None)
+                continue
+            vs = g.verifiers.get(f[F_SIGALG])
+            if vs is None:
+                vs = self._verifiers(g, f[F_SIGALG])
+            sig, tbs = f[F_SIG], f[F_TBS]
+            for verify, pc, _label in vs:
+                if not isinstance(verify, str) and verify(sig, tbs):
+                    idx.append(i)
+                    facts.append(f)
+                    pcs.append(pc)
+                    break
+            else:
+                status[i] = _S.BAD_SIGNATURE
+                why = vs[0][0]
+                detail[i] = (
+                    f"the signature cannot be checked: {why}"
+                    if isinstance(why, str)
+                    else f"the signature does not verify with the key of '{vs[0][2]}'",
+                    None,
+                )
+        # validity as epoch seconds, all at once; impossible dates (31 February)
+        # pass the walk and are caught here
+        try:
+            both = _der.times_to_epoch([f[F_NB] for f in facts] + [f[F_NA] for f in facts])
+        except DerError:
+            keep = []
+            for j, f in enumerate(facts):
+                try:
+                    _der.times_to_epoch([f[F_NB], f[F_NA]])
+                    keep.append(j)
+                except DerError as exc:
+                    status[idx[j]] = _S.MALFORMED
+                    detail[idx[j]] = (f"malformed certificate: {exc}", None)
+            idx = [idx[j] for j in keep]
+            facts = [facts[j] for j in keep]
+            pcs = [pcs[j] for j in keep]
+            both = _der.times_to_epoch([f[F_NB] for f in facts] + [f[F_NA] for f in facts])
+        m = len(idx)
+        return idx, facts, pcs, both[:m], both[m:]
+
+    def _per_batch(
+        self,
+        idx: list[int],
+        facts: list[tuple[Any, ...]],
+        pcs: list[int],
+        nb: npt.NDArray[np.int64],
+        na: npt.NDArray[np.int64],
+        t: int,
+        out: Chunk,
+    ) -> None:
+        """Dates, usages, path verdicts, revocation and policies over columns."""
+        cfg = self.config
+        detail = out.detail
+        m = len(idx)
+        pc = np.asarray(pcs, dtype=np.int64)
+        ku = np.fromiter((f[F_KU] for f in facts), dtype=np.int64, count=m)
+        best = self._pc_best
+        pc_status = np.array([b[1].status for b in best], dtype=np.uint8)
+        pc_path = np.array([b[0] for b in best], dtype=np.int32)
+        pc_lo = np.array([b[1].lo for b in best], dtype=np.int64)
+        pc_hi = np.array([b[1].hi for b in best], dtype=np.int64)
+
+        st = np.zeros(m, dtype=np.uint8)
+        undecided = np.ones(m, dtype=bool)
+
+        def decide(mask: npt.NDArray[np.bool_], s: Status) -> list[int]:
+            sel = undecided & mask
+            st[sel] = s
+            undecided[sel] = False
+            return [int(j) for j in np.flatnonzero(sel)]
+
+        # the window: the certificate's own dates and its candidate paths
+        na1 = na + 1
+        wlo = np.maximum(
+            pc_lo[pc], np.maximum(np.where(nb <= t, nb, NEVER), np.where(na1 <= t, na1, NEVER))
+        )
+        whi = np.minimum(
+            pc_hi[pc], np.minimum(np.where(nb > t, nb, FOREVER), np.where(na1 > t, na1, FOREVER))
+        )
+
+        for j in decide(nb > t, _S.NOT_YET_VALID):
+            detail[idx[j]] = (f"not valid before {stamp_text(int(nb[j]))}", None)
+        for j in decide(na < t, _S.EXPIRED):
+            detail[idx[j]] = (f"expired on {stamp_text(int(na[j]))}", None)
+        crit = np.fromiter((f[F_CRITICAL] is not None for f in facts), dtype=bool, count=m)
+        for j in decide(crit, _S.UNHANDLED_CRITICAL_EXTENSION):
+            oid = _der.oid_text(facts[j][F_CRITICAL])
+            detail[idx[j]] = (f"unhandled critical extension {oid}", None)
+        if cfg.key_usage:
+            need = cfg.key_usage
+            for j in decide((ku != -1) & ((ku & need) != need), _S.KEY_USAGE_NOT_ALLOWED):
+                have = int(ku[j])
+                missing = [
+                    name
+                    for name, bit in _der.KU_BITS.items()
+                    if need & (1 << bit) and not have & (1 << bit) and name != "content_commitment"
+                ]
+                detail[idx[j]] = (f"key usage lacks {', '.join(missing)}", None)
+        if cfg.eku is not None:
+            want = frozenset(cfg.eku)
+            bad_eku = np.fromiter(
+                (
+                    f[F_EKU] is not None
+                    and _der.OID_ANY_EKU not in f[F_EKU]
+                    and not want.intersection(f[F_EKU])
+                    for f in facts
+                ),
+                dtype=bool,
+                count=m,
+            )
+            for j in decide(bad_eku, _S.KEY_USAGE_NOT_ALLOWED):
+                allowed = ", ".join(_der.oid_text(o) for o in cfg.eku)
+                detail[idx[j]] = (f"extended key usage allows none of {allowed}", None)
+        # the path, judged once per candidate issuer (the status is the path's)
+        for j in decide(pc_status[pc] != _S.VALID, _S.VALID):
+            verdict = best[pcs[j]][1]
+            st[j] = verdict.status
+            detail[idx[j]] = (verdict.reason, verdict.revocation)
+        if cfg.revocation != "off":
+            self._revocation_stage(idx, facts, pcs, t, st, undecided, wlo, whi, detail)
+        if cfg.policies is not None:
+            want_p = frozenset(cfg.policies)
+            any_ok = _der.OID_ANY_POLICY in want_p
+            for j in np.flatnonzero(undecided).tolist():
+                auth = best[pcs[j]][1].policies
+                leaf = facts[j][F_POLICIES]
+                ok = False
+                if leaf is not None:
+                    lp = frozenset(leaf)
+                    if _der.OID_ANY_POLICY in lp:
+                        lp = auth if auth is not None else want_p
+                    elif auth is not None:
+                        lp = lp & auth
+                    ok = bool(lp) if any_ok else bool(lp & want_p)
+                if not ok:
+                    st[j] = _S.POLICY_NOT_ALLOWED
+                    undecided[j] = False
+                    detail[idx[j]] = ("no acceptable certificate policy on the path", None)
+
+        ix = np.asarray(idx, dtype=np.int64)
+        out.status[ix] = st
+        out.path[ix] = pc_path[pc]
+        out.lo[ix] = wlo
+        out.hi[ix] = whi
+
+    def _revocation_stage(
+        self,
+        idx: list[int],
+        facts: list[tuple[Any, ...]],
+        pcs: list[int],
+        t: int,
+        st: npt.NDArray[np.uint8],
+        undecided: npt.NDArray[np.bool_],
+        wlo: npt.NDArray[np.int64],
+        whi: npt.NDArray[np.int64],
+        detail: dict[int, tuple[str, Revocation | None]],
+    ) -> None:
+        """Each certificate against its issuer's CRL: one set intersection per issuer."""
+        by_pc: dict[int, list[int]] = {}
+        for j in np.flatnonzero(undecided).tolist():
+            by_pc.setdefault(pcs[j], []).append(j)
+        for p, js in by_pc.items():
+            ca_key = self.pcs[p][0]
+            for for_ca in (False, True):
+                sub = [j for j in js if bool(facts[j][F_CA]) is for_ca]
+                if not sub:
+                    continue
+                state = self.crl_state(ca_key, for_ca, t)
+                subj = np.asarray(sub, dtype=np.int64)
+                wlo[subj] = np.maximum(wlo[subj], state.lo)
+                whi[subj] = np.minimum(whi[subj], state.hi)
+                if state.entries is None or state.stale:
+                    check = sub  # each fails in hard mode, unless listed
+                else:
+                    listed = state.entries.keys() & {facts[j][F_SERIAL] for j in sub}
+                    check = [j for j in sub if facts[j][F_SERIAL] in listed]
+                for j in check:
+                    w = _Window(t)
+                    r = self.revocation_check(state, facts[j][F_SERIAL], "the certificate", w)
+                    wlo[j] = max(int(wlo[j]), w.lo)
+                    whi[j] = min(int(whi[j]), w.hi)
+                    if r is not None:
+                        st[j] = r[0]
+                        undecided[j] = False
+                        detail[idx[j]] = (r[1], r[2])
+
+
+@dataclass
+class Chunk:
+    """Verdict columns for a run of certificates (what worker processes send back)."""
+
+    status: npt.NDArray[np.uint8]
+    path: npt.NDArray[np.int32]
+    lo: npt.NDArray[np.int64]
+    hi: npt.NDArray[np.int64]
+    detail: dict[int, tuple[str, Revocation | None]]
+
+
+# --- worker processes -----------------------------------------------------------------
+
+_WORKER: Engine | None = None
+
+
+def worker_init(config: Config) -> None:
+    global _WORKER
+    _WORKER = Engine(config)
+
+
+def worker_run(ders: list[bytes], t: int) -> Chunk:
+    assert _WORKER is not None
+    return _WORKER.run(ders, t)

@@ -1,0 +1,79 @@
+"""discover(): PC/SC view, then PC/SC + PKCS#11 (OpenSC) merged into one entry per card."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cps_middleware.cards.atr import CardGeneration, CardInterface
+from cps_middleware.discovery import DiscoveredCard, discover, match_reader
+from cps_middleware.testing.vpcd import NON_CPS_ATR, SimpleCpsCard, VirtualCard
+
+R0, R1 = "Virtual PCD 35963 00 00", "Virtual PCD 35963 00 01"
+
+
+def test_match_reader() -> None:
+    names = [R0, R1, "Virtual PCD 35965 00 00"]
+    assert match_reader(R1, names) == R1
+    assert match_reader(R0 + "   ", names) == R0  # space-padded PKCS#11 text
+    assert match_reader(R1 + " (slot 1)", names) == R1
+    assert match_reader("SoftHSM slot ID 0x1", names) is None
+    assert match_reader("Virtual PCD", names) is None  # never a guess among several
+
+
+def _mine(cards: list[DiscoveredCard]) -> dict[str, DiscoveredCard]:
+    return {c.reader: c for c in cards if c.reader in (R0, R1)}
+
+
+@pytest.mark.pcsc
+def test_discover_pcsc_only(virtual_cps3: VirtualCard, virtual_cps4: VirtualCard) -> None:
+    t = time.perf_counter()
+    cards = discover(pkcs11=False)
+    elapsed = time.perf_counter() - t
+    mine = _mine(cards)
+    assert set(mine) == {R0, R1}
+    assert mine[R0].generation is CardGeneration.CPS3 and mine[R0].is_cps
+    assert mine[R0].interface is CardInterface.CONTACT
+    assert mine[R0].atr == virtual_cps3.model.atr
+    assert mine[R1].generation is CardGeneration.CPS4
+    assert mine[R0].token is None and mine[R0].pkcs11_error is None
+    assert not virtual_cps3.apdu_log  # no card I/O in PC/SC-only discovery
+    assert elapsed < 0.05
+
+
+@pytest.mark.pcsc
+def test_discover_non_cps(virtual_card) -> None:  # type: ignore[no-untyped-def]
+    virtual_card(SimpleCpsCard.cps3(atr=NON_CPS_ATR), port=35964)
+    card = _mine(discover(pkcs11=False))[R1]
+    assert card.generation is CardGeneration.NOT_CPS and not card.is_cps
+
+
+@pytest.mark.pcsc
+def test_discover_with_opensc_merges_token_and_holder(
+    iasecc_cps3_factory, opensc_module: str, virtual_card  # type: ignore[no-untyped-def]
+) -> None:
+    cps3 = iasecc_cps3_factory(port=35963)
+    try:
+        virtual_card(SimpleCpsCard.cps4(), port=35964)
+        cards = discover(module_path=opensc_module)
+        mine = [c for c in cards if c.reader in (R0, R1)]
+        assert sorted(c.reader for c in mine) == [R0, R1]  # one entry per card, not two views
+        by_reader = {c.reader: c for c in mine}
+        cps3_entry = by_reader[R0]
+        assert cps3_entry.generation is CardGeneration.CPS3
+        assert cps3_entry.token is not None, cps3_entry.pkcs11_error
+        assert cps3_entry.token.slot_description.strip() == R0
+        assert cps3_entry.holder is not None
+        assert cps3_entry.holder.surname == "IASECC-TEST"
+        assert cps3_entry.holder.ps_id_nat == "810009876543"
+        assert cps3_entry.pkcs11_module is not None
+        # OpenSC has no CPS4 driver: the card is listed from PC/SC with the reason.
+        cps4_entry = by_reader[R1]
+        assert cps4_entry.generation is CardGeneration.CPS4
+        assert cps4_entry.token is None and cps4_entry.pkcs11_error
+        # No PKCS#11-only duplicate of our readers.
+        assert not [c for c in cards if c.token and c.reader is None
+                    and c.token.slot_description.strip() in (R0, R1)]
+    finally:
+        cps3.remove()

@@ -1,0 +1,48 @@
+"""pcscd stopped → typed error with a hint; restarted → same process works again.
+
+This test stops and restarts the shared pcscd (by PID) at once; keep it quick.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cps_middleware.cards.atr import CardGeneration
+from cps_middleware.discovery import discover
+from cps_middleware.errors import PcscServiceUnavailable
+from cps_middleware.pcsc import CardWatcher, EventKind, default_context, list_readers
+from cps_middleware.testing.pcscd import PcscDaemon
+from cps_middleware.testing.vpcd import SimpleCpsCard, VirtualCard
+
+pytestmark = pytest.mark.pcsc
+
+
+def test_pcscd_stop_and_restart(pcscd: PcscDaemon) -> None:
+    card = VirtualCard(SimpleCpsCard.cps3(), port=35963)
+    card.insert()
+    assert any(c.reader == card.reader for c in discover(pkcs11=False))
+    generation_before = default_context().generation
+    seen = []
+    watcher = CardWatcher(seen.append, readers=[card.reader], retry_interval=0.1).start()
+    try:
+        pcscd.stop()
+        try:
+            with pytest.raises(PcscServiceUnavailable) as info:
+                list_readers()
+            assert "start pcscd" in str(info.value)
+            assert info.value.code_name == "SCARD_E_NO_SERVICE"
+            with pytest.raises(PcscServiceUnavailable):
+                discover(pkcs11=False)
+        finally:
+            pcscd.start()
+        card.remove(wait=False)  # pcscd dropped the connection; reconnect as a new card
+        card.insert()
+        found = [c for c in discover(pkcs11=False) if c.reader == card.reader]
+        assert found and found[0].generation is CardGeneration.CPS3
+        assert default_context().generation > generation_before  # a new context was made
+    finally:
+        watcher.stop()
+        card.remove()
+    kinds = [e.kind for e in seen if not e.initial]
+    assert EventKind.SERVICE_LOST in kinds and EventKind.SERVICE_RESTORED in kinds
+    assert kinds[-1] is EventKind.CARD_REMOVED or EventKind.CARD_INSERTED in kinds
