@@ -428,6 +428,12 @@ def main(argv: list[str] | None = None) -> int:
         ("all verdicts right", ok),
     ]
     print("goals: " + "; ".join(f"{g}: {'met' if m else 'NOT met'}" for g, m in goals))
+    load = os.getloadavg()[0]
+    if load > 1.5:
+        print(
+            f"note: load average {load:.1f} on {os.cpu_count()} CPUs during the run: other work "
+            "shared the CPUs, rates are lower than on an idle machine (compare with the floor)"
+        )
     return 0 if ok else 1
 
 

@@ -398,6 +398,47 @@ def _pin_action(args: argparse.Namespace, io: _Io) -> int:
         return EXIT_OK
 
 
+# --- test-ssl -------------------------------------------------------------------------------------
+
+
+def _cmd_test_ssl(args: argparse.Namespace, io: _Io) -> int:
+    from cps_middleware.pkcs11 import PinStatus
+    from cps_middleware.tls.testssl import test_ssl
+
+    if not args.url.startswith("https://"):
+        raise errors.InvalidInput("the Test SSL address must start with https://",
+                                  hint="e.g. cps test-ssl https://testssl.asipsante.fr/")
+    with _open(args) as card:
+        if not card.is_logged_in:
+            if card.pin_status is PinStatus.PIN_PAD:
+                io.err.print("Tapez le code porteur sur le lecteur / type the PIN on the reader")
+                card.login(None)
+            else:
+                card.login(_make_pin(_read_secret("Code porteur CPS / CPS PIN: ")),
+                           allow_final_try=args.allow_final_try)
+        report = test_ssl(args.url, card, cafile=args.cafile, timeout=args.timeout)
+        card.logout()
+    if args.json:
+        io.json({
+            "url": report.url, "ok": report.ok, "reason": report.reason,
+            "failure": report.failure.name if report.failure else None,
+            "detail": report.detail, "protocol": report.protocol, "cipher": report.cipher,
+            "client_signature": report.client_signature,
+            "client_certificate_sent": report.client_certificate_sent,
+            "server_verified": report.server_verified,
+            "server_chain": [{"subject": c.subject, "issuer": c.issuer,
+                              "not_before": c.not_before.isoformat(),
+                              "not_after": c.not_after.isoformat()}
+                             for c in report.server_chain],
+            "http_status": report.http_status,
+            "holder": report.client_holder.to_dict() if report.client_holder else None,
+            "timings_ms": report.timings_ms,
+        })
+    else:
+        io.out.print(report.to_text(), style="green" if report.ok else "red")
+    return EXIT_OK if report.ok else EXIT_PROBLEM
+
+
 # --- validate ---------------------------------------------------------------------------------
 
 _CERT_SUFFIXES = {".der", ".cer", ".crt", ".pem"}
@@ -597,6 +638,7 @@ class _Demo:
         import os
 
         from cryptography.hazmat.primitives.serialization import Encoding
+        from cryptography.x509.oid import NameOID
 
         from cps_middleware import diagnostics
         from cps_middleware.card import open_card
@@ -605,8 +647,10 @@ class _Demo:
         from cps_middleware.pkcs11 import Pin
         from cps_middleware.selection import CertificateCriteria
         from cps_middleware.testing.pki import TestPki
+        from cps_middleware.testing.servers import MutualTlsServer
         from cps_middleware.testing.testcard import CpsTestCard
         from cps_middleware.testing.vpcd import SimpleCpsCard, VirtualCard
+        from cps_middleware.tls.testssl import test_ssl
         from cps_middleware.validation import ValidatorBuilder, igc_sante_test
 
         out = self.io.out
@@ -662,7 +706,8 @@ class _Demo:
               .crls(crls).build()) as validator:
             verdict = validator.validate(chosen.certificate.certificate)
         path = " → ".join(
-            str(c.subject.rfc4514_string()) for c in verdict.path) or "-"
+            str(n.value) for c in verdict.path
+            for n in c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)) or "-"
         out.print(f"{verdict.status.name}: {verdict.reason}")
         out.print(path, style="dim")
 
@@ -672,14 +717,33 @@ class _Demo:
         crl_file = work / "crls.pem"
         crl_file.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in crls))
 
+        self.step("Test SSL contre le serveur local à authentification mutuelle",
+                  "Test SSL against the local mutual-TLS server")
+        server = stack.enter_context(MutualTlsServer(client_cas=list(pki.ca_certificates)))
+        report = test_ssl(server.url, cps, cafile=str(server.ca_file))
+        out.print(report.to_text())
+        seen = _server_saw(report.http_body)
+        if seen:
+            out.print(self.say(f"Le serveur a reconnu : {seen}", f"The server recognised: {seen}"))
+
         self.step("Diagnostic", "Diagnostic")
         options = diagnostics.DiagnosticOptions(
             reader=chip.reader, module=card.module_path, token=card.serial, pin=pin,
             trust="test", trust_files=(str(trust_file),), crl_files=(str(crl_file),),
+            url=server.url, ca_file=str(server.ca_file),
         )
         run = diagnostics.run(options, lang=self.lang)
         render_text(run, out)
         return EXIT_PROBLEM if run.status is diagnostics.Status.ERROR else EXIT_OK
+
+
+def _server_saw(body: str) -> str | None:
+    """Who the local test server says the client certificate names (its JSON answer)."""
+    try:
+        client = json.loads(body).get("client") or {}
+    except (ValueError, AttributeError):
+        return None
+    return f"{client.get('subject')} ({client.get('ps_id_nat')})" if client else None
 
 
 def _cmd_demo(args: argparse.Namespace, io: _Io) -> int:
@@ -776,6 +840,17 @@ def _build_parser() -> _Parser:
         t.add_argument("--allow-final-try", action="store_true",
                        help="go on even when one try is left")
     p.set_defaults(handler=_cmd_pin)
+
+    p = sub.add_parser(
+        "test-ssl", parents=[common, card_opts],
+        help="Test SSL: one mutual-TLS request to URL with the card (PIN read with no echo)")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--cafile", help="CA bundle to verify the server (default: system CAs)")
+    p.add_argument("--timeout", type=float, default=20.0, help="network timeout in seconds")
+    p.add_argument("--allow-final-try", action="store_true",
+                   help="go on even when one PIN try is left")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_test_ssl)
 
     p = sub.add_parser(
         "validate", parents=[common],

@@ -170,7 +170,7 @@ def test_untrusted_server_async(
         creds.authentication.certificate,
         cadata=ServerPki().ca_pem,
     )
-    with pytest.raises(Exception) as info:  # noqa: PT011 - each library wraps it its own way
+    with pytest.raises(Exception) as info:  # each library wraps it its own way
         asyncio.run(CLIENTS[client](cps_tls_server, ctx))
     err: BaseException | None = info.value
     seen = []
@@ -184,7 +184,7 @@ def test_untrusted_server_async(
                 if len(err.args) > 1 and isinstance(err.args[1], BaseException)
                 else None
             )
-        )  # noqa: E501
+        )
     assert any(isinstance(e, ssl.SSLCertVerificationError) for e in seen), seen
 
 

@@ -200,7 +200,7 @@ def pki() -> Pki:
 def test_valid(pki: Pki) -> None:
     r = pki.builder().build().validate(pki.leaf())
     assert r.status is Status.VALID, r.reason
-    assert r.ok and bool(r)
+    assert r.ok and r.status.ok
     assert r.path == (pki.inter, pki.root)
     assert r.revocation is None
 
@@ -649,12 +649,6 @@ def test_igc_sante_store() -> None:
         cn = root.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
         fp = hashlib.sha256(der(root)).hexdigest()
         assert fp.startswith(FINGERPRINT_STARTS[cn])
-    # the files shipped are the ones in the shared data, byte for byte
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "igc-sante"
-    if shared.is_dir():
-        pkg = Path(__file__).resolve().parents[1] / "cps_middleware" / "validation" / "data"
-        for f in shared.iterdir():
-            assert (pkg / f.name).read_bytes() == f.read_bytes()
     # every intermediate chains to its root today and has pathlen 0
     v = ValidatorBuilder().trust(store).time(dt.datetime(2026, 1, 1)).build()
     for c in store.intermediates:

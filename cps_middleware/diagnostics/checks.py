@@ -28,11 +28,19 @@ from cps_middleware.card import CpsCard
 from cps_middleware.cards.atr import CardGeneration, CardInterface
 from cps_middleware.cards.identity import Practitioner
 from cps_middleware.diagnostics.framework import Check, CheckContext, Finding, error_details
-from cps_middleware.errors import ModuleLoadError, PcscServiceUnavailable, SelectionError
+from cps_middleware.errors import (
+    FinalTryRefused,
+    ModuleLoadError,
+    PcscServiceUnavailable,
+    PinIncorrect,
+    PinLocked,
+    SelectionError,
+)
 from cps_middleware.pcsc.context import PcscContext
 from cps_middleware.pcsc.readers import ReaderInfo, list_readers
 from cps_middleware.pkcs11 import Module, PinStatus, Token, TokenInfo, load_module
 from cps_middleware.selection import CertificateCandidate, CertificateCriteria, Selected
+from cps_middleware.tls.testssl import Failure, test_ssl
 from cps_middleware.validation import Status as VStatus
 from cps_middleware.validation import (
     TrustStore,
@@ -81,8 +89,7 @@ class DiagnosticOptions:
     crl_dir: str | None = None
     at: _dt.datetime | None = None
     expiry_warning_days: int = 30
-    timeout: float = 15.0
-    tls_timeout: float = 30.0
+    tls_timeout: float = 20.0
 
     def summary(self) -> dict[str, Any]:
         """The options as JSON data, without the PIN."""
@@ -788,6 +795,118 @@ def check_pin(ctx: CheckContext) -> Finding:
                   f"PIN not blocked, every try available{n}.", **details)
 
 
+# --- Test SSL ------------------------------------------------------------------------------
+
+_TLS_REMEDIES: dict[Failure, str] = {
+    Failure.CLIENT_CERT_REJECTED: "tls_rejected",
+    Failure.SERVER_UNTRUSTED: "tls_server_untrusted",
+    Failure.NETWORK: "tls_network",
+    Failure.TLS: "tls_network",
+    Failure.PIN_NEEDED: "pin_needed",
+    Failure.MECHANISM_REFUSED: "tls_card",
+    Failure.SIGNATURE_FAILED: "tls_card",
+    Failure.CARD_REMOVED: "card_insert",
+}
+_TLS_FR: dict[Failure, str] = {
+    Failure.NO_CLIENT_CERT_REQUESTED: "le serveur n'a pas demandé de certificat client",
+    Failure.CLIENT_CERT_REJECTED: "le serveur a refusé le certificat de la carte",
+    Failure.MECHANISM_REFUSED: "la carte a refusé le mécanisme de signature demandé",
+    Failure.PIN_NEEDED: "la carte demande le code porteur avant de signer",
+    Failure.CARD_REMOVED: "la carte a été retirée pendant la connexion",
+    Failure.SIGNATURE_FAILED: "la carte n'a pas pu signer",
+    Failure.SERVER_UNTRUSTED: "le certificat du serveur n'est pas reconnu",
+    Failure.NETWORK: "le serveur est injoignable",
+    Failure.TLS: "la connexion sécurisée a échoué",
+}
+
+
+def _login_for_tls(ctx: CheckContext, card: CpsCard) -> Finding | None:
+    """Log in for the Test SSL if needed; a Finding when that cannot be done."""
+    opts = _opts(ctx)
+    if card.is_logged_in:
+        return None
+    pad = card.pin_status is PinStatus.PIN_PAD
+    if opts.pin is None and not pad:
+        return ctx.skipped(
+            "tls.pin_needed",
+            "Test SSL non fait : il faut le code porteur (cps diag --url … --ask-pin).",
+            "Test SSL not run: it needs the PIN (cps diag --url … --ask-pin).",
+        )
+    try:
+        card.login(None if pad else opts.pin)  # never the final try: FinalTryRefused
+    except FinalTryRefused:
+        return ctx.warning(
+            "tls.final_try", "Test SSL non fait : il ne reste qu'un essai du code porteur.",
+            "Test SSL not run: only one PIN try is left.", "pin_final_try")
+    except PinLocked:
+        return ctx.error("tls.pin_locked", "Le code porteur est bloqué.",
+                         "The PIN is blocked.", "pin_locked")
+    except PinIncorrect as exc:
+        left = exc.tries_left
+        return ctx.error(
+            "tls.pin_incorrect",
+            f"Code porteur faux (essais restants : {left if left is not None else '?'}).",
+            f"Wrong PIN (tries left: {left if left is not None else '?'}).",
+            "pin_final_try" if left == 1 else "pin_count_low",
+            tries_left=left,
+        )
+    ctx.resources.callback(card.logout)  # leave the card as we found it
+    return None
+
+
+def check_test_ssl(ctx: CheckContext) -> Finding:
+    opts = _opts(ctx)
+    if not opts.url:
+        return ctx.skipped(
+            "tls.not_requested",
+            "Pas d'adresse donnée pour le Test SSL (--url).",
+            "No address given for the Test SSL (--url).",
+        )
+    card: CpsCard = ctx.data["card"]
+    refused = _login_for_tls(ctx, card)
+    if refused is not None:
+        return refused
+    res = test_ssl(opts.url, card, cafile=opts.ca_file, timeout=opts.tls_timeout)
+    details: dict[str, Any] = {
+        "url": res.url,
+        "protocol": res.protocol,
+        "cipher": res.cipher,
+        "client_signature": res.client_signature,
+        "client_certificate_sent": res.client_certificate_sent,
+        "server_verified": res.server_verified,
+        "server_chain": [c.subject for c in res.server_chain],
+        "http_status": res.http_status,
+        "timings_ms": {k: round(v, 1) for k, v in res.timings_ms.items()},
+        "detail": res.detail,
+        "explanation": res.reason,
+    }
+    if res.ok:
+        return ctx.ok(
+            "tls.ok",
+            f"Connexion sécurisée avec la carte acceptée par {opts.url} ({res.protocol}, "
+            f"HTTP {res.http_status}).",
+            f"Secure connection with the card accepted by {opts.url} ({res.protocol}, "
+            f"HTTP {res.http_status}).",
+            **details,
+        )
+    failure = res.failure or Failure.TLS
+    if failure is Failure.NO_CLIENT_CERT_REQUESTED:
+        return ctx.warning(
+            "tls.no_client_cert_requested",
+            f"{opts.url} n'a pas demandé la carte : ce n'est pas une adresse de Test SSL.",
+            f"{opts.url} did not ask for the card: not a Test SSL address.",
+            None,
+            **details,
+        )
+    return ctx.error(
+        "tls." + failure.name.lower(),
+        f"Test SSL échoué : {_TLS_FR.get(failure, failure.value)}.",
+        f"Test SSL failed: {failure.value}.",
+        _TLS_REMEDIES.get(failure, "tls_network"),
+        **details,
+    )
+
+
 # --- the list ---------------------------------------------------------------------------
 
 DEFAULT_CHECKS: tuple[Check, ...] = (
@@ -815,6 +934,9 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
           depends=("cert.chain",), timeout=20),
     Check("pin.status", "Code porteur", "PIN (code porteur)", check_pin,
           depends=("pkcs11.token",), timeout=15),
+    Check("tls.test_ssl", "Test SSL (connexion avec la carte)",
+          "Test SSL (connection with the card)", check_test_ssl,
+          depends=("card.certificates", "pin.status"), timeout=45),
 )
 
 

@@ -115,7 +115,7 @@ def render_text(run: DiagnosticRun, console: Console, *, details: bool = False) 
     w = _w(run.lang)
     table = Table(title=str(w["title"]), title_style="bold", expand=False, show_lines=False)
     table.add_column(str(w["status"]), no_wrap=True)
-    table.add_column(str(w["check"]), style="bold")
+    table.add_column(str(w["check"]), style="bold", max_width=26)
     table.add_column(str(w["seen"]), overflow="fold")
     for r in run.results:
         table.add_row(

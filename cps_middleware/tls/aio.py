@@ -23,6 +23,7 @@ directly with these libraries; it then blocks the loop while signing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import ssl
 from collections.abc import Awaitable, Callable
@@ -225,7 +226,7 @@ def _adopter() -> _AdoptingContext:
 
 async def _upgrade(
     loop: asyncio.AbstractEventLoop,
-    transport: asyncio.BaseTransport,
+    transport: asyncio.Transport,
     raw: _HandshakeProtocol,
     incoming: ssl.MemoryBIO,
     context: ssl.SSLContext,
@@ -239,7 +240,7 @@ async def _upgrade(
     async def send(data: bytes) -> None:
         if transport.is_closing():
             raise ConnectionResetError("the server closed the connection during the handshake")
-        transport.write(data)  # type: ignore[attr-defined]
+        transport.write(data)
 
     try:
         await asyncio.wait_for(
@@ -253,7 +254,7 @@ async def _upgrade(
                 transport,
                 protocol,
                 _adopter(),
-                server_hostname=server_hostname,  # type: ignore[arg-type]
+                server_hostname=server_hostname,
             )
         finally:
             _pending_adoption.reset(token)
@@ -287,7 +288,8 @@ async def create_connection(
     kwargs.pop("ssl_shutdown_timeout", None)
     incoming = ssl_module.MemoryBIO()
     raw = _HandshakeProtocol(incoming)
-    transport, _ = await loop.create_connection(lambda: raw, host, port, **kwargs)
+    # host and port may be None when sock= is given, as with loop.create_connection
+    transport, _ = await loop.create_connection(lambda: raw, host, port, **kwargs)  # type: ignore[arg-type]
     if server_hostname is None:
         server_hostname = host
     protocol = protocol_factory()
@@ -347,10 +349,8 @@ def aiohttp_connector(**kwargs: Any) -> Any:
             if not isinstance(context, CardSSLContext):
                 return await super()._wrap_create_connection(*args, **kw)
             factory, *rest = args
-            req = kw.get("req")
-            server_hostname = kw.pop("server_hostname", None) or (
-                req.url.raw_host if req is not None else None
-            )
+            req = kw["req"]
+            server_hostname = kw.pop("server_hostname", None) or req.url.raw_host
             kw["ssl"] = None
             kw.pop("ssl_shutdown_timeout", None)
             handshake_timeout = kw.pop("ssl_handshake_timeout", None)
@@ -422,14 +422,10 @@ class _TlsStream:
             await self._flush(timeout)
 
     async def aclose(self) -> None:
-        try:
+        with contextlib.suppress(ssl.SSLError):
             self._ssl.unwrap()
-        except ssl.SSLError:
-            pass
-        try:
+        with contextlib.suppress(Exception):  # closing anyway
             await self._flush(1.0)
-        except Exception:  # noqa: BLE001 - closing anyway
-            pass
         await self._inner.aclose()
 
     async def start_tls(self, *args: Any, **kwargs: Any) -> Any:
@@ -524,5 +520,5 @@ def httpx_transport(context: ssl.SSLContext, **kwargs: Any) -> Any:
             "this httpx/httpcore version is not supported by httpx_transport(); "
             "use httpx.AsyncClient(verify=ctx) (the loop then waits for the card)"
         )
-    pool._network_backend = _Backend()
+    pool._network_backend = _Backend()  # type: ignore[assignment]
     return transport

@@ -60,6 +60,7 @@ from cps_middleware.validation.results import REASON_NAMES, Revocation, Status
 __all__: list[str] = []  # private module
 
 _MAX_PATHS = 64  # candidate paths kept per CA certificate
+_MAX_GROUPS = 65536  # (issuer name, key id) pairs remembered
 NEVER = np.iinfo(np.int64).min
 FOREVER = np.iinfo(np.int64).max
 _S = Status
@@ -380,6 +381,7 @@ class Engine:
             self._add_crl(der)
         self.groups: dict[tuple[bytes, bytes | None], _Group] = {}
         self.pcs: list[tuple[tuple[bytes, bytes], tuple[int, ...]]] = []  # (crl key, path ids)
+        self._pc_of: dict[tuple[int, ...], int] = {}
         self._at: int | None = None
         self._win = (0, -1)
         self._path_verdicts: list[_PathVerdict] = []
@@ -791,14 +793,21 @@ class Engine:
             by_key.setdefault(self.cas[cid].facts[F_SPKI], []).append(cid)
         for cids in by_key.values():
             ca = self.cas[cids[0]]
-            pids: list[int] = []
-            for cid in cids:
-                pids.extend(self._paths_of[cid])
-            pc = len(self.pcs)
-            self.pcs.append((ca.crl_key, tuple(pids)))
-            if self._at is not None:
-                self._pc_best.append(self._best(pc))
+            # one candidate entry per set of CA certificates, however many
+            # (issuer, key id) spellings lead to it: the table stays small
+            pc = self._pc_of.get(tuple(cids))
+            if pc is None:
+                pids: list[int] = []
+                for cid in cids:
+                    pids.extend(self._paths_of[cid])
+                pc = len(self.pcs)
+                self.pcs.append((ca.crl_key, tuple(pids)))
+                self._pc_of[tuple(cids)] = pc
+                if self._at is not None:
+                    self._pc_best.append(self._best(pc))
             g.keys.append((ca.key, ca.label, pc))
+        if len(self.groups) >= _MAX_GROUPS:  # a cache: bounded against floods of odd issuers
+            self.groups.clear()
         self.groups[(issuer, aki)] = g
         return g
 

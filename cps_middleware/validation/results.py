@@ -89,9 +89,6 @@ class ValidationResult:
     def ok(self) -> bool:
         return self.status is Status.VALID
 
-    def __bool__(self) -> bool:
-        return self.status is Status.VALID
-
 
 class BatchResult(Sequence[ValidationResult]):
     """One :class:`ValidationResult` per input certificate, in input order.
