@@ -10,9 +10,11 @@ Measures, with the card in one vpcd reader of the running pcscd:
   listings from its cache), private keys after login, a
   ``pkcs11-tool -O`` process from start to end, an authentication signature
   (CKM_RSA_PKCS) and a decryption;
+* a TLS 1.2 mutual-TLS request on a new connection (full handshake) with the
+  card's authentication key through OpenSC and the library's TLS bridge;
 * APDUs each operation sends.
 
-Goals (issue 9): APDU ≈ 1 ms; an object listing 30–100 ms.
+Goals (issue 9): APDU ≈ 1 ms; an object listing 30–100 ms; a handshake < 150 ms.
 
 Run: ``.venv/bin/python benchmarks/bench_virtual_cps3.py [--port 35965] [--json]``
 (``--reader`` for a reader layout other than ``scripts/pcscd.sh``'s).
@@ -96,10 +98,10 @@ def bench_engine(card: VirtualCps3, n: int) -> dict[str, float]:
 
 
 def bench_opensc(card: VirtualCps3, rounds: int) -> dict[str, Any]:
-    lib = pkcs11.lib(OPENSC)
     engine = card.card
     count0 = engine.apdu_count
     t = time.perf_counter()
+    lib = pkcs11.lib(OPENSC)  # C_Initialize: OpenSC detects the card and binds PKCS#15
     slot = next(s for s in lib.get_slots() if s.slot_description.strip() == card.reader)
     token = slot.get_token()
     with token.open() as session:  # OpenSC binds PKCS#15 and reads every object here
@@ -144,7 +146,7 @@ def bench_opensc(card: VirtualCps3, rounds: int) -> dict[str, Any]:
         max(3, rounds // 4),
     )  # fmt: skip
     return {
-        "first_listing_after_insert_ms": first * 1000,
+        "module_init_and_first_listing_ms": first * 1000,
         "first_listing_apdus": first_apdus,
         "objects_public": n_public,
         "list_objects_again_cached": _stats(listing),
@@ -159,6 +161,36 @@ def bench_opensc(card: VirtualCps3, rounds: int) -> dict[str, Any]:
     }
 
 
+def bench_tls(card: VirtualCps3, pki: TestPki, rounds: int) -> dict[str, Any]:
+    """Full TLS 1.2 handshakes (new connection each) with the card key through OpenSC."""
+    import urllib.request
+
+    from cps_middleware.card import open_card
+    from cps_middleware.pkcs11 import Pin
+    from cps_middleware.testing.servers import MutualTlsServer
+    from cps_middleware.tls import client_context
+
+    cps = open_card(module=OPENSC, serial=card.objects.serial)
+    try:
+        cps.login(Pin(card.pin))
+        with MutualTlsServer(list(pki.ca_certificates)) as server:
+            ctx = client_context(cps, cadata=server.ca_pem.decode())
+
+            def get() -> None:
+                req = urllib.request.Request(server.url, headers={"Connection": "close"})
+                with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+                    r.read()
+
+            get()
+            count0 = card.card.apdu_count
+            get()
+            apdus = card.card.apdu_count - count0
+            times = _timed(get, rounds)
+    finally:
+        cps.close()
+    return {"tls12_handshake_request": _stats(times), "tls_handshake_apdus": apdus}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=35965)
@@ -168,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    credentials = TestPki(seed="bench-virtual-cps3").issue_card()
+    pki = TestPki(seed="bench-virtual-cps3")
+    credentials = pki.issue_card()
     card = VirtualCps3(credentials, port=args.port, reader=args.reader)
     t = time.perf_counter()
     card.insert()
@@ -178,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         results.update(bench_apdus(card, args.apdus))
         results.update(bench_engine(card, args.apdus * 10))
         results.update(bench_opensc(card, args.rounds))
+        results.update(bench_tls(card, pki, args.rounds))
     finally:
         card.remove()
     if args.json:

@@ -138,8 +138,9 @@ def _serve_diag(args: argparse.Namespace, io: _Io) -> int:
     from cps_middleware.diagnostics.web import DiagnosticServer
 
     server = DiagnosticServer.for_options(_diag_options(args), lang=args.lang, port=args.port)
-    io.out.print(f"Diagnostic : {server.url}")
-    io.out.print("(Ctrl-C pour arrêter / to stop)", style="dim")
+    # Plain text on one line, flushed: scripts and tests read the URL from it.
+    io.stdout.write(f"Diagnostic : {server.url}\n(Ctrl-C pour arrêter / to stop)\n")
+    io.stdout.flush()
     if args.open:
         import webbrowser
 

@@ -190,3 +190,68 @@ def test_testcard_commands(capsys: Capture, tmp_path: Path) -> None:
     assert json.loads(out) == []
     code, _out, err = _run(capsys, "testcard", "--cards-dir", cards, "delete", "t1")
     assert code == EXIT_ERROR and "no test card named 't1'" in err
+
+
+def test_diag_serve_prints_a_tokenised_loopback_url() -> None:
+    import http.client
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cps_middleware.cli", "diag", "--serve", "--reader", READER],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("Diagnostic : http://127.0.0.1:"), line
+        url = line.split(" : ", 1)[1].strip()
+        hostport, _slash, rest = url[len("http://"):].partition("/")
+        token = rest.strip("/")
+        assert len(token) >= 32
+        port = int(hostport.split(":")[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", f"/{token}/")
+        resp = conn.getresponse()
+        assert resp.status == 200 and b"Diagnostic de la carte CPS" in resp.read()
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        assert resp.status == 404
+        resp.read()
+        conn.close()
+    finally:
+        os.kill(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.pcsc
+def test_demo_end_to_end_under_30_seconds() -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "CPS_TEST_CARDS_DIR"}
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "cps_middleware.cli", "--lang", "en", "demo"],
+        env=dict(env, COLUMNS="160"), capture_output=True, text=True, timeout=120,
+    )
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+    out = proc.stdout
+    for step in ("Creating a CPS test card", "Discovering the cards", "Holder and PIN state",
+                 "Logging in with the PIN", "Selecting the authentication certificate",
+                 "Validating the chain", "Test SSL against the local mutual-TLS server",
+                 "Diagnostic"):
+        assert step in out
+    assert "JEAN MEDECIN-TEST" in out
+    assert "VALID" in out and "the server accepted the card" in out
+    assert "Everything works. 13 OK, 0 warning(s), 0 error(s), 0 not checked" in out
+    assert elapsed < 30

@@ -225,7 +225,8 @@ def test_test_card_against_production_igc_sante(other_card: CpsTestCard) -> None
     chain = run.result("cert.chain")
     assert chain.status is Status.ERROR and chain.reason == "chain.unknown_issuer"
     assert "IGC-Santé" in chain.seen
-    assert chain.remedy is not None and chain.remedy.title == "Certificat non reconnu par l'IGC-Santé"
+    assert chain.remedy is not None
+    assert chain.remedy.title == "Certificat non reconnu par l'IGC-Santé"
 
 
 def test_revoked_card(other_card: CpsTestCard, other_pki: TestPki, tmp_path: Path) -> None:

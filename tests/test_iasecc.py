@@ -345,7 +345,7 @@ def _read(card: IasEccCard, path: str) -> bytes:
 
 def test_pkcs15_files_are_der_with_the_cps_labels(card: IasEccCard) -> None:
     odf = _read(card, "00015031")
-    assert [c[2] for c in _parse_all(odf)] == [8, 0, 4]  # AODF, PrKDF, CDF
+    assert [c[2] for c in _parse_all(odf)] == [8, 0, 4, 7]  # AODF, PrKDF, CDF, DODF
     tokeninfo = _parse_all(_read(card, "00015032"))
     assert len(tokeninfo) == 1
     assert [c[2] for c in _parse_all(tokeninfo[0][4])][-1] == 2  # supportedAlgorithms [2]
@@ -356,6 +356,19 @@ def test_pkcs15_files_are_der_with_the_cps_labels(card: IasEccCard) -> None:
     assert AUTH_KEY_LABEL.encode() in prkdf and SIGN_KEY_LABEL.encode() in prkdf
     assert AUTH_CERT_LABEL.encode() in cdf and SIGN_CERT_LABEL.encode() in cdf
     assert b"\x02\x02\x00\x82" in prkdf and b"\x02\x02\x00\x81" in prkdf  # key references
+    dodf = _read(card, "00017005")
+    assert len(_parse_all(dodf)) == 7
+    for label in ("CPS_ID_CARD", "CPS_NAME_PS", "CPS_DATA", "CPS_ACTIVITY_01_PS", "CPS_SIT_FACT"):
+        assert label.encode() in dodf
+
+
+def test_private_data_objects_need_the_pin(card: IasEccCard) -> None:
+    ok(card, "00A40804 04 0001D102")
+    assert ok(card, "00B00000 0E") == b"JEAN MEDECIN-TEST"[:14]  # CPS_NAME_PS: public
+    ok(card, "00A40804 04 0001D106")  # CPS_ACTIVITY_01_PS
+    assert tx(card, "00B00000 04")[1] == 0x6982
+    verify(card, "1234")
+    assert tx(card, "00B00000 04")[1] == 0x9000
 
 
 def _parse_all(blob: bytes) -> list[tuple[int, int, int, bytes, bytes, bytes]]:
@@ -396,3 +409,22 @@ def test_bad_arguments(creds: CardCredentials) -> None:
             authentication=(creds.authentication.certificate, creds.signature.private_key),  # type: ignore[arg-type]
             signature=(creds.signature.certificate, creds.signature.private_key),  # type: ignore[arg-type]
         )
+
+
+def test_virtual_cps3_controls_without_a_reader(creds: CardCredentials) -> None:
+    from cps_middleware.testing.cps3image import VirtualCps3
+
+    card = VirtualCps3(creds, port=35965, pin="4567")
+    assert card.reader == "Virtual PCD 35965 00 00" and not card.inserted
+    assert card.pin_tries_left == 3 and card.puk_tries_left == 10
+    card.set_pin_tries(1)
+    assert verify(card.card, "0000") == 0x6983
+    card.reset()
+    assert card.pin_tries_left == 3 and verify(card.card, "4567") == 0x9000
+    assert tx(card.card, "00240001 08" + b"4567".hex() + b"1111".hex())[1] == 0x9000
+    card.block_pin()
+    card.block_puk()
+    assert verify(card.card, "12345678", ref=2) == 0x6983
+    card.reset()  # back to the issued PIN and full counters
+    assert card.card.pin(1).value == b"4567" and verify(card.card, "4567") == 0x9000
+    assert card.puk_tries_left == 10

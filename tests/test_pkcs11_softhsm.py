@@ -44,6 +44,7 @@ from cps_middleware.errors import (
     PukIncorrect,
 )
 from cps_middleware.pkcs11 import (
+    KeyRef,
     Mechanism,
     OaepParams,
     Pin,
@@ -394,6 +395,59 @@ def test_forked_child_signs_after_a_fresh_login(token: Token, hsm: Hsm) -> None:
     _verify_pkcs1(hsm, bytes.fromhex(out), b"child")
     # The parent's sessions are untouched.
     _verify_pkcs1(hsm, token.sign(key, Mechanism.SHA256_RSA_PKCS, b"parent"), b"parent")
+
+
+def _child_signs(token: Token, key: KeyRef) -> tuple[int, str]:
+    """Fork; the child logs in, signs and reports the signature hex; returns (exit code, text)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            token.login(Pin(PIN))
+            os.write(w, token.sign(key, Mechanism.SHA256_RSA_PKCS, b"child").hex().encode())
+            code = 0
+        except BaseException as exc:
+            os.write(w, repr(exc).encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out
+
+
+def test_fork_while_other_threads_sign(token: Token, hsm: Hsm) -> None:
+    # The fork waits until no thread is inside the module, so the child never
+    # inherits a half-done call (or a lock held by a thread it does not have).
+    token.login(Pin(PIN))
+    key = token.private_key(label=AUTH_KEY)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    count = [0]
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                token.sign(key, Mechanism.SHA256_RSA_PKCS, b"busy")
+                count[0] += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(5):
+            code, out = _child_signs(token, key)
+            assert code == 0, out
+            _verify_pkcs1(hsm, bytes.fromhex(out), b"child")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == [] and count[0] > 0
 
 
 def test_async_login_and_sign_keep_the_loop_running(token: Token, hsm: Hsm) -> None:

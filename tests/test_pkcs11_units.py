@@ -194,3 +194,17 @@ def test_pin_rules() -> None:
         Puk("1234567")
     assert repr(Puk("12345678")) == "Puk(<redacted>)"
     assert not hasattr(Pin("1234"), "__dict__")
+
+
+def test_falls_back_to_opensc_when_no_ans_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    chain = candidate_paths(None, {})
+    if any(c.source == "ans" and diagnose(c.path) is None for c in chain):
+        pytest.skip("the ANS Cryptolib CPS is installed here: it comes first")
+    opensc = [c.path for c in chain if c.source == "opensc" and diagnose(c.path) is None]
+    if not opensc:
+        pytest.skip("OpenSC's PKCS#11 module is not installed")
+    module = load_module()
+    assert module.manufacturer == "OpenSC Project"  # (source: whoever loaded it first)
+    assert module.resolved_path == str(Path(opensc[0]).resolve())
+    assert all(r.slot_id >= 0 for r in module.scan_slots(token_present=False))

@@ -172,3 +172,54 @@ def test_test_ssl_cps3_refuses_pss(
     # forcing PSS on a CPS3 (as a wrong configuration would): the card refuses
     r = test_ssl(cps_tls_server.url, card, cadata=cps_tls_server.ca_pem, pss=True)
     assert not r.ok and r.failure is Failure.MECHANISM_REFUSED, r.to_text()
+
+
+def test_async_loop_runs_while_the_card_signs(
+    cps4_card: CpsTestCard, open_logged_in: Callable[[CpsTestCard], CpsCard],
+    cps_tls_server: MutualTlsServer,
+) -> None:
+    import asyncio
+    import time
+
+    from cps_middleware.tls.aio import open_connection
+
+    card = open_logged_in(cps4_card)
+    ctx = client_context(card, cadata=cps_tls_server.ca_pem)
+    cps4_card.set_latency(200)  # like a real card's signature
+    try:
+
+        async def get() -> bytes:
+            reader, writer = await open_connection(
+                "127.0.0.1", cps_tls_server.port, ssl=ctx, server_hostname="localhost"
+            )
+            writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = await reader.read()
+            writer.close()
+            return data
+
+        async def main() -> tuple[bytes, float, float]:
+            stall, stop = 0.0, False
+
+            async def ticker() -> None:
+                nonlocal stall
+                last = time.perf_counter()
+                while not stop:
+                    await asyncio.sleep(0.005)
+                    now = time.perf_counter()
+                    stall = max(stall, now - last - 0.005)
+                    last = now
+
+            task = asyncio.create_task(ticker())
+            t = time.perf_counter()
+            data = await get()
+            elapsed = time.perf_counter() - t
+            stop = True
+            await task
+            return data, stall, elapsed
+
+        data, stall, elapsed = asyncio.run(main())
+    finally:
+        cps4_card.set_latency(0)
+    assert cps4_card.holder.ps_idnat.encode() in data
+    assert elapsed >= 0.2  # the card's latency was there
+    assert stall < 0.1, f"event loop stalled {stall * 1000:.0f} ms"

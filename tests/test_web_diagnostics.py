@@ -217,7 +217,7 @@ def test_chromium_runs_the_diagnostic_and_shows_the_card(
     try:
         page.goto(server.url)
         assert page.title() == "Diagnostic de la carte CPS"
-        page.fill("#pin", "9876")  # typed, then used for this run only (no Test SSL URL here)
+        page.fill("#pin", "73915062")  # typed; used for this run only (no Test SSL URL here)
         page.click("#run")
         page.wait_for_selector("body[data-state=done]", timeout=60_000)
         assert page.input_value("#pin") == ""  # the page cleared it
@@ -243,9 +243,9 @@ def test_chromium_runs_the_diagnostic_and_shows_the_card(
     assert run is not None
     assert run.result("card.atr").status.value == "ok"
     assert run.options["pin_given"] is True
-    assert "9876" not in run.to_json()
-    assert "9876" not in content
-    assert "9876" not in caplog.text
+    assert "73915062" not in run.to_json()
+    assert "73915062" not in content
+    assert "73915062" not in caplog.text
 
 
 @pytest.mark.pcsc
@@ -310,3 +310,42 @@ def test_chromium_another_site_cannot_drive_the_page(
     finally:
         page.close()
         other.shutdown()
+
+
+@pytest.mark.slow
+def test_chromium_test_ssl_with_the_pin_typed_in_the_page(
+    browser: object, cps_card_factory: object, cps_tls_server: object,
+    caplog: pytest.LogCaptureFixture, tmp_path: Path,
+) -> None:
+    from cps_middleware.testing.pki import TestHolder
+
+    card = cps_card_factory(  # type: ignore[operator]
+        pin="73915062", name="web-pin",
+        holder=TestHolder(given_name="WEB", surname="PAGE-TEST", id_number="10000000095",
+                          card_number="8025000001/2800000095"))
+    caplog.set_level(logging.DEBUG)
+    srv = DiagnosticServer.for_options(DiagnosticOptions(
+        module=card.module_path, token=card.serial, reader=READER,
+        ca_file=str(cps_tls_server.ca_file)), lang="fr")  # type: ignore[attr-defined]
+    srv.start()
+    page = browser.new_page(viewport={"width": 1000, "height": 1600})  # type: ignore[attr-defined]
+    try:
+        page.goto(srv.url)
+        page.fill("#url", cps_tls_server.url)  # type: ignore[attr-defined]
+        page.fill("#pin", "73915062")
+        page.click("#run")
+        page.wait_for_selector("body[data-state=done]", timeout=60_000)
+        tls = page.locator('section[data-check="tls.test_ssl"]')
+        assert tls.get_attribute("data-status") == "ok"
+        assert "Connexion sécurisée avec la carte acceptée" in tls.inner_text()
+        _w, _h, pixels = _png_pixels(tls.screenshot(path=str(tmp_path / "tls.png")))
+        assert _share_of(pixels, OK_GREEN) > 0.005
+        content = page.content()
+    finally:
+        page.close()
+        srv.stop()
+    run = srv.wait_run(5)
+    assert run is not None and run.result("tls.test_ssl").status.value == "ok"
+    assert card.state().pin_tries_left == 3  # type: ignore[attr-defined]
+    for text in (run.to_json(), content, caplog.text):
+        assert "73915062" not in text

@@ -29,6 +29,7 @@ from cps_middleware.cards.atr import CardGeneration, CardInterface
 from cps_middleware.cards.identity import Practitioner
 from cps_middleware.diagnostics.framework import Check, CheckContext, Finding, error_details
 from cps_middleware.errors import (
+    CardRemoved,
     FinalTryRefused,
     ModuleLoadError,
     PcscServiceUnavailable,
@@ -351,6 +352,22 @@ def _token_details(info: TokenInfo) -> dict[str, Any]:
     }
 
 
+def _usable_token(module: Module, info: TokenInfo) -> Token:
+    """The token, with a session that works now.
+
+    When the card was pulled and put back since this process last used it (the
+    web page stays open between runs), the first call fails with CardRemoved and
+    the library opens a new session: try once more.
+    """
+    token = module.open_token(serial=info.serial, slot_id=info.slot_id)
+    try:
+        token.certificates()
+    except CardRemoved:
+        token = module.open_token(serial=info.serial, slot_id=info.slot_id)
+        token.certificates()
+    return token
+
+
 def check_token(ctx: CheckContext) -> Finding:
     opts = _opts(ctx)
     module: Module = ctx.data["module"]
@@ -398,7 +415,7 @@ def check_token(ctx: CheckContext) -> Finding:
             **details,
         )
     info = cps[0]
-    ctx.data["token"] = module.open_token(serial=info.serial, slot_id=info.slot_id)
+    ctx.data["token"] = _usable_token(module, info)
     ctx.data["token_info"] = info
     details.update(_token_details(info), generation=info.generation)
     gen = info.generation or "CPS"

@@ -44,7 +44,7 @@ from cps_middleware.diagnostics.checks import DiagnosticOptions
 from cps_middleware.diagnostics.framework import Check, CheckResult, DiagnosticRun, RunObserver
 from cps_middleware.diagnostics.remedies import LANGUAGES
 from cps_middleware.diagnostics.report import CSS, render_overall_html, render_result_html
-from cps_middleware.pkcs11._pin import Pin
+from cps_middleware.pkcs11 import Pin
 
 __all__ = ["DiagnosticServer", "RunFunction"]
 
@@ -258,6 +258,7 @@ class DiagnosticServer:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((self.host, port))
+        self._sock.listen(64)  # connections wait in the backlog until uvicorn serves them
         self.port: int = self._sock.getsockname()[1]
         self._runs: dict[str, _RunState] = {}
         self._runs_lock = threading.Lock()

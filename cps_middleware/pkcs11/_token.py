@@ -414,6 +414,10 @@ class Token:
                 )
                 del digits
             if rv in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN):
+                if rv == CKR_USER_ALREADY_LOGGED_IN:
+                    # Another user of the module in this process logged in: the
+                    # card did not check this PIN.
+                    log.warning("%r was already logged in; the PIN was not checked", self.label)
                 self._logged_in = True
                 log.debug("logged in to %r", self.label)
                 return

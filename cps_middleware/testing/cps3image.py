@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,8 @@ class Cps3Layout:
     aodf_fid: int = 0x7001
     prkdf_fid: int = 0x7002
     cdf_fid: int = 0x7004
+    dodf_fid: int = 0x7005
+    data_first_fid: int = 0xD101  # data objects' files: D101, D102 ...
     auth_cert_fid: int = 0xC001
     sign_cert_fid: int = 0xC002
     auth_key_ref: int = 0x82
@@ -175,12 +178,17 @@ def build_cps3(
     serial: str | None = None,
     updated: _dt.datetime | None = None,
     layout: Cps3Layout | None = None,
+    data_objects: Sequence[tuple[str, bytes, bool]] | None = None,
     log: bool = False,
 ) -> tuple[IasEccCard, Cps3Objects]:
     """A CPS3 (contact interface) holding two (certificate, private key) pairs.
 
     *serial*: 10 digits (default: derived from the contents, so that another
     content gets another serial); *updated*: EF_ACTUA's date (default: now).
+    *data_objects*: ``(label, value, private)`` for the PKCS#15 data objects;
+    by default the CPS labels of DOMAIN.md with placeholder values taken from
+    the certificate (the real CPS2ter data formats are not public), the
+    ``ACTIVITY`` and ``SIT_FACT`` ones readable only after the PIN.
     Raises :class:`~cps_middleware.errors.TestCardError` on bad arguments.
     """
     lay = layout or Cps3Layout()
@@ -207,6 +215,7 @@ def build_cps3(
         _tlv(0xA8, _path(*app_path, lay.aodf_fid))
         + _tlv(0xA0, _path(*app_path, lay.prkdf_fid))
         + _tlv(0xA4, _path(*app_path, lay.cdf_fid))
+        + _tlv(0xA7, _path(*app_path, lay.dodf_fid))
     )
     algorithms = b"".join(
         _seq(_int(ref), _int(mech), b"\x05\x00", _bits(op), _int(alg_ref))
@@ -260,6 +269,16 @@ def build_cps3(
         SIGN_CERT_LABEL, sign_id, lay.sign_cert_fid
     )
 
+    if data_objects is None:
+        data_objects = _default_data_objects(authentication[0], serial)
+    dodf = b""
+    data_files: list[ElementaryFile] = []
+    for i, (label, value, private) in enumerate(data_objects):
+        fid = lay.data_first_fid + i
+        common = _seq(_utf8(label), _bits(0), _octets(b"\x01")) if private else _seq(_utf8(label))
+        dodf += _seq(common, _seq(_utf8("CPS")), _tlv(0xA1, _path(*app_path, fid)))
+        data_files.append(ElementaryFile(fid, value, read_scb=0x11 if private else 0x00))
+
     # files ---------------------------------------------------------------------------
     ef_atr = (
         b"\x80"
@@ -287,6 +306,8 @@ def build_cps3(
             ElementaryFile(lay.cdf_fid, cdf),
             ElementaryFile(lay.auth_cert_fid, auth_der),
             ElementaryFile(lay.sign_cert_fid, sign_der),
+            ElementaryFile(lay.dodf_fid, dodf),
+            *data_files,
         ],
         aid=CPS3_AID,
     )
@@ -339,6 +360,26 @@ def build_cps3(
         sign_certificate=signature[0],
     )
     return card, objects
+
+
+def _default_data_objects(cert: x509.Certificate, serial: str) -> list[tuple[str, bytes, bool]]:
+    def attr(oid: x509.ObjectIdentifier) -> str:
+        values = cert.subject.get_attributes_for_oid(oid)
+        return str(values[0].value) if values else ""
+
+    name = f"{attr(x509.NameOID.GIVEN_NAME)} {attr(x509.NameOID.SURNAME)}".strip()
+    title = attr(x509.NameOID.TITLE)
+    public = [
+        ("CPS_ID_CARD", f"{ANS_ISSUER_ID.hex()}/{serial}".encode()),
+        ("CPS_NAME_PS", name.encode()),
+        ("CPS_LANG_PS", b"fr"),
+        ("CPS_INFO_PS", f"{attr(x509.NameOID.COMMON_NAME)} {title}".encode()),
+        ("CPS_DATA", b""),
+    ]
+    return [(label, value, False) for label, value in public] + [
+        ("CPS_ACTIVITY_01_PS", f"{title}".encode(), True),
+        ("CPS_SIT_FACT", b"", True),
+    ]
 
 
 def build_cps3_from_credentials(
@@ -403,6 +444,14 @@ class VirtualCps3:
         """Block the holder PIN, as three wrong entries would."""
         self.card.block_pin(self.layout.pin_ref)
 
+    def set_pin_tries(self, tries_left: int) -> None:
+        """Put the holder PIN's counter at *tries_left* (1 = final try, 0 = blocked)."""
+        self.card.set_tries(tries_left, self.layout.pin_ref)
+
+    def block_puk(self) -> None:
+        """Block the unblocking code too: the card can no longer be unblocked."""
+        self.card.block_pin(self.layout.puk_ref)
+
     @property
     def pin_tries_left(self) -> int:
         return self.card.pin(self.layout.pin_ref).tries_left
@@ -422,3 +471,51 @@ class VirtualCps3:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cps_middleware.testing.cps3image``: a virtual CPS3 until Ctrl-C.
+
+    Puts a CPS3 issued by the test PKI in a vpcd reader and serves it, so that
+    any PC/SC program (``pkcs11-tool --module opensc-pkcs11.so``, a browser, the
+    ANS middleware) can use it; prints the reader, serial, PIN and PUK.
+    """
+    import argparse
+    import signal
+    import threading
+
+    from cps_middleware.testing.pki import TestHolder, TestPki
+
+    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0] if main.__doc__ else "")
+    ap.add_argument("--port", type=int, default=35965)
+    ap.add_argument("--reader", default=None, help="reader name, for another vpcd layout")
+    ap.add_argument("--pin", default="1234")
+    ap.add_argument("--puk", default="12345678")
+    ap.add_argument("--seed", default="cps-middleware", help="test PKI seed")
+    ap.add_argument("--given-name", default="JEAN")
+    ap.add_argument("--surname", default="MEDECIN-TEST")
+    args = ap.parse_args(argv)
+    holder = TestHolder(given_name=args.given_name, surname=args.surname)
+    card = VirtualCps3(
+        TestPki(seed=args.seed).issue_card(holder),
+        port=args.port,
+        reader=args.reader,
+        pin=args.pin,
+        puk=args.puk,
+    )
+    card.insert()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"virtual CPS3 in {card.reader!r}: serial {card.objects.serial}, "
+          f"PIN {card.pin}, PUK {card.puk} (Ctrl-C to remove it)", flush=True)  # fmt: skip
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        card.remove()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

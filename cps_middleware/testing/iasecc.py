@@ -405,7 +405,6 @@ class IasEccCard:
         pins: Iterable[CardPin],
         keys: Iterable[CardRsaKey] = (),
         security_environments: Iterable[SecurityEnvironment] = (),
-        max_response: int = 256,
         log: bool = False,
     ) -> None:
         self.atr = bytes(atr)
@@ -413,7 +412,6 @@ class IasEccCard:
         self.pins = {p.reference: p for p in pins}
         self.keys = {k.reference & 0x7F: k for k in keys}
         self.security_environments = {s.reference: s for s in security_environments}
-        self.max_response = max_response
         self.apdu_count = 0
         self.log: list[ApduLogEntry] | None = [] if log else None
         self._lock = threading.RLock()
@@ -467,7 +465,7 @@ class IasEccCard:
             self.verified.discard(reference)
 
     def replace_pins(self, pins: Iterable[CardPin]) -> None:
-        """Put new PIN objects in (values and counters) and reset the card."""
+        """Put new PIN objects in (values and counters); clears the volatile state."""
         with self._lock:
             self.pins = {p.reference: p for p in pins}
             self._clear()

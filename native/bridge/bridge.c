@@ -60,6 +60,12 @@
 
 enum { KT_RSA = 1, KT_EC = 2 };
 
+#if PY_VERSION_HEX >= 0x030D0000
+#define INTERPRETER_FINALIZING() Py_IsFinalizing()
+#else
+#define INTERPRETER_FINALIZING() _Py_IsFinalizing()
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* shared state                                                             */
 
@@ -134,7 +140,7 @@ drop_signer(PyObject *signer)
     if (signer == NULL)
         return;
     /* Without a live interpreter a reference cannot be released: leak it. */
-    if (atomic_load(&g_shutdown) || !Py_IsInitialized() || _Py_IsFinalizing())
+    if (atomic_load(&g_shutdown) || !Py_IsInitialized() || INTERPRETER_FINALIZING())
         return;
     PyGILState_STATE st = PyGILState_Ensure();
     Py_DECREF(signer);
@@ -645,7 +651,7 @@ call_signer(BSig *s, const unsigned char *digest, size_t dlen, unsigned char *si
     size_t maxsize = key_max_size(k);
     int ok = 0;
 
-    if (atomic_load(&g_shutdown) || !Py_IsInitialized() || _Py_IsFinalizing()) {
+    if (atomic_load(&g_shutdown) || !Py_IsInitialized() || INTERPRETER_FINALIZING()) {
         ERR_raise_data(ERR_LIB_PROV, ERR_R_OPERATION_FAIL, "cpsbridge: interpreter shutting down");
         return 0;
     }
