@@ -100,6 +100,7 @@ def _diag_options(args: argparse.Namespace, pin: Any = None) -> Any:
     return DiagnosticOptions(
         reader=args.reader,
         module=args.module,
+        token=getattr(args, "token", None),
         url=getattr(args, "url", None),
         ca_file=getattr(args, "cafile", None),
         pin=pin,
@@ -874,6 +875,8 @@ def _build_parser() -> _Parser:
                      help="serve the diagnostic page on 127.0.0.1 (URL with a token)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     p.add_argument("--details", action="store_true", help="show technical details")
+    p.add_argument("--token", metavar="LABEL|SERIAL",
+                   help="the card to diagnose when the middleware sees several")
     p.add_argument("--url", help="run the Test SSL against this https:// URL")
     p.add_argument("--cafile", help="CA bundle for the Test SSL server certificate")
     p.add_argument("--ask-pin", action="store_true",

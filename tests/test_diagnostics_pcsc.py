@@ -116,3 +116,15 @@ def test_cli_diag_json_on_a_reader(cps3_in_reader: VirtualCard,
     # Exit code 1 exactly when some check is in error (the PKCS#11 part depends on the
     # machine's middleware), else 0.
     assert code == (1 if out["status"] == "error" else 0)
+
+
+def test_a_card_with_a_garbled_answer_to_reset_is_reinserted() -> None:
+    # vpcd passes the ATR the virtual card gives; a single 00 byte has no valid TS,
+    # as a real reader reports for a chip read badly (card the wrong way, dirty contacts).
+    with VirtualCard(SimpleCpsCard.cps3(atr=b"\x00"), port=PORT):
+        run = _run(lang="en", reader=READER)
+    assert run.result("pcsc.card").status is Status.OK
+    atr = run.result("card.atr")
+    assert atr.status is Status.ERROR and atr.reason == "card.garbled_atr"
+    assert atr.remedy is not None and atr.remedy.id == "card_wrong_way"
+    assert any("chip first, facing up" in s for s in atr.remedy.steps)

@@ -8,6 +8,7 @@ mechanism sets. Each test that changes a PIN uses its own card.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import shutil
 import subprocess
@@ -363,3 +364,37 @@ def test_async_sign_does_not_block_the_loop_on_a_slow_card(cps_card: Any) -> Non
     assert elapsed >= 0.09  # the latency is real
     assert ticks >= 5  # the loop ran during the signature
     card.set_latency(0)
+
+
+def _open_sessions(tok: Token) -> int:
+    """Sessions open on this token's slot (CK_SESSION_INFO.slotID)."""
+    info = (ctypes.c_ulong * 4)()
+    return sum(
+        tok.module._raw_call("C_GetSessionInfo", ctypes.c_ulong(h), ctypes.byref(info)) == 0
+        and info[0] == tok.slot_id
+        for h in range(1, 4096)
+    )
+
+
+def test_logout_during_a_signature_leaks_no_session(cps_card: Any) -> None:
+    tok = _token(cps_card)
+    tok.login(Pin(cps_card.pin))
+    key = tok.private_key(label=AUTH_KEY)
+    tok.sign(key, Mechanism.SHA256_RSA_PKCS, b"warm")  # opens one pooled session
+    assert _open_sessions(tok) >= 2  # the main session and the pooled one(s)
+    cps_card.set_latency(150)
+    try:
+        result: list[bytes] = []
+        t = threading.Thread(
+            target=lambda: result.append(tok.sign(key, Mechanism.SHA256_RSA_PKCS, b"slow"))
+        )
+        t.start()
+        time.sleep(0.05)  # the signature is in the card now
+        tok.logout()
+        t.join()
+    finally:
+        cps_card.set_latency(0)
+    assert len(result) == 1 and not tok.is_logged_in
+    assert _open_sessions(tok) == 1  # only the main session: the busy one closed on return
+    with pytest.raises(NotLoggedIn):
+        tok.sign(key, Mechanism.SHA256_RSA_PKCS, b"x")

@@ -182,7 +182,7 @@ def _open_sessions(tok: Token) -> int:
     """How many sessions the module has open (SoftHSM numbers them from 1)."""
     info = (ctypes.c_ulong * 4)()
     return sum(
-        tok.module.raw("C_GetSessionInfo", ctypes.c_ulong(h), ctypes.byref(info)) == 0
+        tok.module._raw_call("C_GetSessionInfo", ctypes.c_ulong(h), ctypes.byref(info)) == 0
         for h in range(1, 256)
     )
 
@@ -201,6 +201,28 @@ def test_module_is_loaded_once_per_resolved_path(hsm: Hsm, tmp_path: Path) -> No
     assert load_module(link) is m1
     assert m1.manufacturer == "SoftHSM"
     assert m1.resolved_path == os.path.realpath(hsm.module_path)
+
+
+def test_module_already_initialised_by_someone_else_is_used(
+    hsm: Hsm, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pkcs11 import _pkcs11
+
+    caplog.set_level(logging.DEBUG, logger="cps_middleware.pkcs11")
+
+    copy = tmp_path / "libsofthsm2-other.so"  # a distinct file: a fresh SoftHSM instance
+    shutil.copyfile(hsm.module_path, copy)
+    other = _pkcs11.lib(str(copy))  # C_Initialize by another user, outside python-pkcs11's cache
+    assert other.initialized
+    module = load_module(copy)  # gets CKR_CRYPTOKI_ALREADY_INITIALIZED and carries on
+    assert any("already initialised" in r.getMessage() for r in caplog.records)
+    tok = module.open_token(label=LABEL_A)
+    try:
+        tok.login(Pin(PIN))
+        key = tok.private_key(label=AUTH_KEY)
+        _verify_pkcs1(hsm, tok.sign(key, Mechanism.SHA256_RSA_PKCS, b"shared"), b"shared")
+    finally:
+        tok.close()
 
 
 def test_tokens_listed_with_named_flags(hsm: Hsm) -> None:

@@ -138,6 +138,23 @@ def test_certificates_read_through_pkcs11(token: Any, iasecc_cps3: VirtualCps3) 
     assert certs[SIGN_CERT_LABEL] == iasecc_cps3.credentials.signature.der
 
 
+def test_data_objects(token: Any, iasecc_cps3: VirtualCps3) -> None:
+    def values(session: Any) -> dict[str, bytes]:
+        return {
+            o[Attribute.LABEL]: o[Attribute.VALUE]
+            for o in session.get_objects({Attribute.CLASS: ObjectClass.DATA})
+        }
+
+    with token.open() as session:
+        public = values(session)
+    assert set(public) == {"CPS_ID_CARD", "CPS_NAME_PS", "CPS_LANG_PS", "CPS_INFO_PS", "CPS_DATA"}
+    assert public["CPS_NAME_PS"] == b"CLAIRE IASECC-TEST"
+    with token.open(user_pin=iasecc_cps3.pin) as session:
+        private = values(session)
+    assert private["CPS_ACTIVITY_01_PS"] == "Médecin".encode()
+    assert "CPS_SIT_FACT" in private
+
+
 def test_authentication_signature_verifies(token: Any, iasecc_cps3: VirtualCps3) -> None:
     message = b"TLS 1.2 CertificateVerify transcript"
     di = digest_info("sha256", hashlib.sha256(message).digest())

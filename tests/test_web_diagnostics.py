@@ -235,6 +235,7 @@ def test_chromium_runs_the_diagnostic_and_shows_the_card(
         assert full[:8] == b"\x89PNG\r\n\x1a\n"
         assert (tmp_path / "page.png").stat().st_size > 10_000
         assert page.locator("#overall .overall").is_visible()
+        href = page.get_attribute("#report-json", "href")
         content = page.content()
     finally:
         page.close()
@@ -242,6 +243,8 @@ def test_chromium_runs_the_diagnostic_and_shows_the_card(
     run = server.wait_run(10)
     assert run is not None
     assert run.result("card.atr").status.value == "ok"
+    status, _h, body = _request(server, "GET", f"/{server.token}/{href}")
+    assert status == 200 and json.loads(body)["results"][3]["id"] == "card.atr"
     assert run.options["pin_given"] is True
     assert "73915062" not in run.to_json()
     assert "73915062" not in content

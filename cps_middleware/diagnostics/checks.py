@@ -241,6 +241,17 @@ def check_atr(ctx: CheckContext) -> Finding:
     }
     if not cps:
         atr = cards[0].atr.hex(" ").upper() if cards[0].atr else "?"
+        ident = cards[0].identification
+        if ident is not None and ident.parsed.convention == "invalid":
+            # A garbled answer-to-reset (no valid TS byte): the chip is not read properly,
+            # as with a card inserted the wrong way or dirty contacts.
+            return ctx.error(
+                "card.garbled_atr",
+                f"La carte de « {cards[0].name} » répond mal (ATR illisible : {atr}).",
+                f"The card in \u201c{cards[0].name}\u201d answers badly (unreadable ATR: {atr}).",
+                "card_wrong_way",
+                **details,
+            )
         return ctx.error(
             "card.not_cps",
             f"La carte de « {cards[0].name} » n'est pas une carte CPS (ATR {atr}).",

@@ -201,6 +201,13 @@ async function poll(id) {
   results.innerHTML = s.results.map(x => x.html).join("");
   if (s.state === "done") {
     overall.innerHTML = s.overall_html || "";
+    if (s.overall) {
+      const a = document.createElement("a");
+      a.href = "api/runs/" + encodeURIComponent(id) + "/report.json";
+      a.download = "diagnostic-cps.json"; a.id = "report-json";
+      a.textContent = "JSON";
+      overall.appendChild(a);
+    }
     status.textContent = s.error || "";
     bar.hidden = true; button.disabled = false;
     document.body.dataset.state = "done";

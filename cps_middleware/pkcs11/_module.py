@@ -433,7 +433,7 @@ class Module:
         log.debug("re-initialised %s in forked child %d", self.resolved_path, os.getpid())
 
     @contextmanager
-    def guard(self, function: str) -> Iterator[None]:
+    def _guard(self, function: str) -> Iterator[None]:
         """Hold the module lock and turn python-pkcs11 errors into CpsError."""
         with self._lock:
             if self._needs_reinit:
@@ -441,27 +441,27 @@ class Module:
             try:
                 yield
             except _px.PKCS11Error as exc:
-                raise self.error(exc, function) from exc
+                raise self._error(exc, function) from exc
 
-    def call(self, function: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _call(self, function: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` (a python-pkcs11 call) under the module lock."""
-        with self.guard(function):
+        with self._guard(function):
             return fn(*args, **kwargs)
 
-    def raw(self, function: str, *args: Any) -> int:
+    def _raw_call(self, function: str, *args: Any) -> int:
         """A ctypes call under the module lock; returns the CKR code."""
         with self._lock:
             if self._needs_reinit:
                 self._reinit_in_child()
             return self._raw(function, *args)
 
-    def check(self, function: str, *args: Any) -> None:
+    def _check(self, function: str, *args: Any) -> None:
         """A ctypes call under the module lock; raises the mapped error unless CKR_OK."""
-        rv = self.raw(function, *args)
+        rv = self._raw_call(function, *args)
         if rv != CKR_OK:
             raise _ckr.error_for(rv, function=function, module=self.resolved_path)
 
-    def error(self, exc: BaseException, function: str) -> CpsError:
+    def _error(self, exc: BaseException, function: str) -> CpsError:
         code = _ckr.code_of(exc)
         if code is None:
             return Pkcs11Error(
@@ -473,7 +473,7 @@ class Module:
 
     def _token_info(self, slot_id: int, slot: _CkSlotInfo) -> TokenInfo:
         ti = _CkTokenInfo()
-        self.check("C_GetTokenInfo", _ulong(slot_id), ctypes.byref(ti))
+        self._check("C_GetTokenInfo", _ulong(slot_id), ctypes.byref(ti))
         return TokenInfo(
             label=_text(ti.label),
             serial=_text(ti.serialNumber),
@@ -496,20 +496,20 @@ class Module:
         """Fresh token information of one slot (raises when the slot has no token)."""
         with self._lock:
             slot = _CkSlotInfo()
-            self.check("C_GetSlotInfo", _ulong(slot_id), ctypes.byref(slot))
+            self._check("C_GetSlotInfo", _ulong(slot_id), ctypes.byref(slot))
             return self._token_info(slot_id, slot)
 
     def _slot_ids(self, token_present: bool) -> list[int]:
         with self._lock:
             for _ in range(3):  # the list may grow between the two calls (a reader plugged)
                 count = _ulong(0)
-                self.check(
+                self._check(
                     "C_GetSlotList", ctypes.c_ubyte(token_present), None, ctypes.byref(count)
                 )
                 if count.value == 0:
                     return []
                 ids = (_ulong * count.value)()
-                rv = self.raw(
+                rv = self._raw_call(
                     "C_GetSlotList", ctypes.c_ubyte(token_present), ids, ctypes.byref(count)
                 )
                 if rv == CKR_BUFFER_TOO_SMALL:
@@ -529,7 +529,7 @@ class Module:
             for slot_id in self._slot_ids(token_present):
                 slot = _CkSlotInfo()
                 try:
-                    self.check("C_GetSlotInfo", _ulong(slot_id), ctypes.byref(slot))
+                    self._check("C_GetSlotInfo", _ulong(slot_id), ctypes.byref(slot))
                     description = _text(slot.slotDescription)
                     token = self._token_info(slot_id, slot) if slot.flags & 0x1 else None
                     reports.append(SlotReport(slot_id, description, token))
@@ -600,13 +600,13 @@ class Module:
         with self._lock:
             for _ in range(3):  # get_slots raises if any slot fails: retry a racing reader
                 try:
-                    slots = self.call("C_GetSlotList", self._lib.get_slots, token_present=True)
+                    slots = self._call("C_GetSlotList", self._lib.get_slots, token_present=True)
                 except CpsError as exc:
                     last = exc
                     continue
                 for slot in slots:
                     if slot.slot_id == slot_id:
-                        return self.call("C_GetTokenInfo", slot.get_token)
+                        return self._call("C_GetTokenInfo", slot.get_token)
                 break
         if last is not None:
             raise last

@@ -8,6 +8,7 @@ log record, a pickle or an exception message.
 from __future__ import annotations
 
 import enum
+import hmac
 import re
 from typing import ClassVar, NoReturn
 
@@ -58,7 +59,7 @@ class _Secret:
         if type(other) is not type(self):
             return NotImplemented
         assert isinstance(other, _Secret)
-        return self.__digits == other.__digits
+        return hmac.compare_digest(self.__digits.encode(), other.__digits.encode())
 
     def __hash__(self) -> int:  # equal secrets must hash alike; the digits stay inside
         return hash((type(self), self.__digits))

@@ -155,9 +155,12 @@ class Token:
         self._epoch = 0  # bumped each time sessions are lost (card pulled, fork)
         self._px_token: Any = None
         self._main: Any = None
-        self._main_keys: dict[tuple[str, bytes, str], Any] = {}
         self._idle: list[_Pooled] = []
         self._pool_open = 0
+        # Epochs whose pooled sessions are still known to the module: a session
+        # of such an epoch that was in use when the pool was emptied is closed
+        # when it comes back.
+        self._close_on_return: set[int] = set()
         self._logged_in = False
         self._forked = False
         self._mechanisms: frozenset[int] | None = None
@@ -224,26 +227,34 @@ class Token:
             # and closing them could close someone else's new session.
             self._drop(close=False)
 
-    def _drop(self, *, close: bool) -> None:
-        """Forget every session (closing them if ``close``) and the login."""
-        sessions = [p.session for p in self._idle]
-        if self._main is not None:
-            sessions.append(self._main)
+    def _close_quietly(self, session: Any) -> None:
+        try:
+            self._module._call("C_CloseSession", session.close)
+        except CpsError as exc:
+            log.debug("closing a session of %r: %s", self.label, exc.code_name)
+
+    def _empty_pool(self, *, close: bool) -> None:
+        """Forget the signing sessions (closing them if ``close``); those in use are
+        closed (if ``close``) or forgotten when they come back."""
         if close:
-            for s in sessions:
-                try:
-                    self._module.call("C_CloseSession", s.close)
-                except CpsError as exc:
-                    log.debug("closing a session of %s: %s", self.label, exc.code_name)
-        self._main = None
-        self._main_keys = {}
+            for p in self._idle:
+                self._close_quietly(p.session)
+            if self._pool_open > len(self._idle):
+                self._close_on_return.add(self._epoch)
         self._idle = []
         self._pool_open = 0
+        self._epoch += 1
+        self._cond.notify_all()
+
+    def _drop(self, *, close: bool) -> None:
+        """Forget every session (closing them if ``close``) and the login."""
+        self._empty_pool(close=close)
+        main, self._main = self._main, None
+        if close and main is not None:
+            self._close_quietly(main)
         self._px_token = None
         self._logged_in = False
         self._mechanisms = None
-        self._epoch += 1
-        self._cond.notify_all()
 
     def _lost(self, *, close: bool) -> None:
         # The module reported the card gone: handles are invalid from now on.
@@ -290,20 +301,33 @@ class Token:
     def _open(self, *, rw: bool) -> Any:
         tok = self._token_obj()
         try:
-            return self._module.call("C_OpenSession", tok.open, rw=rw)
+            return self._module._call("C_OpenSession", tok.open, rw=rw)
         except CpsError as exc:
             if rw and exc.code == CKR_TOKEN_WRITE_PROTECTED:
-                return self._module.call("C_OpenSession", tok.open, rw=False)
+                return self._module._call("C_OpenSession", tok.open, rw=False)
             self._handle(exc)
             raise
 
-    def _main_session(self) -> Any:
-        """The main session, opened on first use (read/write: CPS_DATA is writable)."""
+    def _main_state(self) -> int | None:
+        """CK_STATE of the main session, or None — after forgetting every session —
+        when the module no longer knows it (the card was pulled, maybe put back)."""
         if self._main is None:
+            return None
+        info = (ctypes.c_ulong * 4)()  # CK_SESSION_INFO: slot, state, flags, device error
+        rv = self._module._raw_call("C_GetSessionInfo", ctypes.c_ulong(self._main.handle), info)
+        if rv == CKR_OK:
+            return int(info[1])
+        self._lost(close=rv in (0x32, 0xE0))
+        return None
+
+    def _main_session(self) -> Any:
+        """The main session, opened on first use (read/write: CPS_DATA is writable) and
+        opened again when the card came back since."""
+        if self._main is None or self._main_state() is None:
             self._main = self._open(rw=True)
         return self._main
 
-    def _checkout(self) -> _Pooled:
+    def _checkout(self, function: str) -> _Pooled:
         with self._cond:
             while True:
                 self._check_fork()
@@ -313,7 +337,7 @@ class Token:
                     raise NotLoggedIn(
                         f"card {self.label!r} is not logged in (or was removed, or this "
                         "process was forked since): log in with the holder PIN",
-                        function="C_Sign",
+                        function=function,
                         module=self._module.resolved_path,
                     )
                 if self._idle:
@@ -335,6 +359,8 @@ class Token:
         with self._cond:
             if pooled.epoch == self._epoch and not self.closed:
                 self._idle.append(pooled)
+            elif pooled.epoch in self._close_on_return:
+                self._close_quietly(pooled.session)
             self._cond.notify()
 
     # -- holder PIN ------------------------------------------------------------------
@@ -404,12 +430,14 @@ class Token:
             session = self._main_session()
             if pad:
                 log.info("waiting for the PIN on the reader's PIN pad (%r)", self.label)
-                rv = self._module.raw("C_Login", ctypes.c_ulong(session.handle), CKU_USER, None, 0)
+                rv = self._module._raw_call(
+                    "C_Login", ctypes.c_ulong(session.handle), CKU_USER, None, 0
+                )
             else:
                 assert pin is not None
                 digits = pin._reveal()
                 log.debug("logging in to %r", self.label)
-                rv = self._module.raw(
+                rv = self._module._raw_call(
                     "C_Login", ctypes.c_ulong(session.handle), CKU_USER, digits, len(digits)
                 )
                 del digits
@@ -431,15 +459,11 @@ class Token:
 
     def _still_logged_in(self) -> bool:
         """Whether the main session is still logged in (the card may have been pulled
-        and put back since the last call)."""
-        if self._main is None:
-            self._logged_in = False
-            return False
-        info = (ctypes.c_ulong * 4)()  # CK_SESSION_INFO: slot, state, flags, device error
-        rv = self._module.raw("C_GetSessionInfo", ctypes.c_ulong(self._main.handle), info)
-        if rv == CKR_OK and info[1] in (1, 3):  # CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS
+        and put back, or another user of the module logged out, since)."""
+        state = self._main_state()
+        if state in (1, 3):  # CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS
             return True
-        self._lost(close=rv in (0x32, 0xE0))
+        self._logged_in = False
         return False
 
     async def login_async(self, pin: Pin | None = None, *, allow_final_try: bool = False) -> None:
@@ -448,12 +472,9 @@ class Token:
         await asyncio.to_thread(self.login, pin, allow_final_try=allow_final_try)
 
     def _close_main(self) -> None:
-        main, self._main, self._main_keys = self._main, None, {}
+        main, self._main = self._main, None
         if main is not None:
-            try:
-                self._module.call("C_CloseSession", main.close)
-            except CpsError as exc:
-                log.debug("closing the main session: %s", exc.code_name)
+            self._close_quietly(main)
 
     def logout(self) -> None:
         """Log out (C_Logout) and close the signing sessions."""
@@ -462,13 +483,9 @@ class Token:
             if not self._logged_in or self._main is None:
                 self._logged_in = False
                 return
-            rv = self._module.raw("C_Logout", ctypes.c_ulong(self._main.handle))
+            rv = self._module._raw_call("C_Logout", ctypes.c_ulong(self._main.handle))
             self._logged_in = False
-            for p in self._idle:
-                with contextlib.suppress(CpsError):
-                    self._module.call("C_CloseSession", p.session.close)
-            self._idle, self._pool_open = [], 0
-            self._epoch += 1
+            self._empty_pool(close=True)
             if rv not in (CKR_OK, CKR_USER_NOT_LOGGED_IN):
                 err = _ckr.error_for(rv, function="C_Logout", module=self._module.resolved_path)
                 self._handle(err)
@@ -486,7 +503,9 @@ class Token:
             fresh = self._main is None
             session = self._main_session()
             a, b = old._reveal(), new._reveal()
-            rv = self._module.raw("C_SetPIN", ctypes.c_ulong(session.handle), a, len(a), b, len(b))
+            rv = self._module._raw_call(
+                "C_SetPIN", ctypes.c_ulong(session.handle), a, len(a), b, len(b)
+            )
             del a, b
             if rv == CKR_OK:
                 log.info("holder PIN of %r changed", self.label)
@@ -528,24 +547,28 @@ class Token:
             session = self._open(rw=True)
             try:
                 p = puk._reveal()
-                rv = self._module.raw("C_Login", ctypes.c_ulong(session.handle), CKU_SO, p, len(p))
+                rv = self._module._raw_call(
+                    "C_Login", ctypes.c_ulong(session.handle), CKU_SO, p, len(p)
+                )
                 del p
                 if rv not in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN):
                     raise self._wrong_puk(rv)
                 try:
                     n = new_pin._reveal()
-                    rv = self._module.raw("C_InitPIN", ctypes.c_ulong(session.handle), n, len(n))
+                    rv = self._module._raw_call(
+                        "C_InitPIN", ctypes.c_ulong(session.handle), n, len(n)
+                    )
                     del n
                     if rv != CKR_OK:
                         raise _ckr.error_for(rv, function="C_InitPIN", module=mod)
                 finally:
-                    self._module.raw("C_Logout", ctypes.c_ulong(session.handle))
+                    self._module._raw_call("C_Logout", ctypes.c_ulong(session.handle))
             except CpsError as exc:
                 self._handle(exc)
                 raise
             finally:
                 with contextlib.suppress(CpsError):
-                    self._module.call("C_CloseSession", session.close)
+                    self._module._call("C_CloseSession", session.close)
             log.info("holder PIN of %r unblocked", self.label)
 
     def _wrong_puk(self, rv: int) -> CpsError:
@@ -577,7 +600,7 @@ class Token:
             if self._mechanisms is None:
                 tok = self._token_obj()
                 try:
-                    mechs = self._module.call("C_GetMechanismList", tok.slot.get_mechanisms)
+                    mechs = self._module._call("C_GetMechanismList", tok.slot.get_mechanisms)
                 except CpsError as exc:
                     self._handle(exc)
                     raise
@@ -600,14 +623,14 @@ class Token:
 
     def _search(self, session: Any, template: dict[Any, Any]) -> list[Any]:
         try:
-            return self._module.call("C_FindObjects", lambda: list(session.get_objects(template)))
+            return self._module._call("C_FindObjects", lambda: list(session.get_objects(template)))
         except CpsError as exc:
             self._handle(exc)
             raise
 
     def _attrs(self, obj: Any, keys: Iterable[Any]) -> dict[Any, Any]:
         try:
-            return dict(self._module.call("C_GetAttributeValue", obj.get_attributes, list(keys)))
+            return dict(self._module._call("C_GetAttributeValue", obj.get_attributes, list(keys)))
         except CpsError as exc:
             self._handle(exc)
             raise
@@ -769,14 +792,14 @@ class Token:
             raise InvalidInput(f"key {key.label!r} does not take a PIN per use")
         self._require(mechanism, function)
         mech = p11_mechanism(mechanism)
-        pooled = self._checkout()
+        pooled = self._checkout(function)
         try:
             obj = self._key_on(pooled, key)
             op = getattr(obj, method, None)
             if op is None:
                 raise InvalidInput(f"key {key.label!r} cannot be used for {function}")
             try:
-                result: bytes = self._module.call(
+                result: bytes = self._module._call(
                     function, op, bytes(data), mechanism=mech, mechanism_param=param, **extra
                 )
                 return result

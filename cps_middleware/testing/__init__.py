@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cps_middleware.testing.pki import CardCredentials, CertifiedKey, TestHolder, TestPki
+    from cps_middleware.testing.cps3image import VirtualCps3, build_cps3
+    from cps_middleware.testing.iasecc import IasEccCard
+    from cps_middleware.testing.servers import MutualTlsServer, OpenSslServer, ServerPki
     from cps_middleware.testing.testcard import CpsTestCard, list_cards, test_token_module
+    from cps_middleware.testing.vpcd import SimpleCpsCard, VirtualCard
 
 _EXPORTS = {
     "CardCredentials": "pki",
@@ -24,13 +28,29 @@ _EXPORTS = {
     "CpsTestCard": "testcard",
     "list_cards": "testcard",
     "test_token_module": "testcard",
+    "VirtualCps3": "cps3image",
+    "build_cps3": "cps3image",
+    "IasEccCard": "iasecc",
+    "MutualTlsServer": "servers",
+    "OpenSslServer": "servers",
+    "ServerPki": "servers",
+    "SimpleCpsCard": "vpcd",
+    "VirtualCard": "vpcd",
 }
 __all__ = [
     "CardCredentials",
     "CertifiedKey",
     "CpsTestCard",
+    "IasEccCard",
+    "MutualTlsServer",
+    "OpenSslServer",
+    "ServerPki",
+    "SimpleCpsCard",
     "TestHolder",
     "TestPki",
+    "VirtualCard",
+    "VirtualCps3",
+    "build_cps3",
     "list_cards",
     "test_token_module",
 ]

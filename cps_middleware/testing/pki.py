@@ -23,7 +23,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import (
+    AuthorityInformationAccessOID,
+    ExtendedKeyUsageOID,
+    NameOID,
+    ObjectIdentifier,
+)
 
 from cps_middleware.errors import TestCardError
 from cps_middleware.testing._keys import PrivateKey, deterministic_key
@@ -444,11 +449,11 @@ class TestPki:
                 x509.AuthorityInformationAccess(
                     [
                         x509.AccessDescription(
-                            x509.AuthorityInformationAccessOID.OCSP,
+                            AuthorityInformationAccessOID.OCSP,
                             x509.UniformResourceIdentifier("http://ocsp.esante.gouv.fr"),
                         ),
                         x509.AccessDescription(
-                            x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                            AuthorityInformationAccessOID.CA_ISSUERS,
                             x509.UniformResourceIdentifier(
                                 "http://igc-sante.esante.gouv.fr/AC%20TEST/ACI-FO-PP-TEST.cer"
                             ),
@@ -458,10 +463,12 @@ class TestPki:
                 critical=False,
             )
         )
-        for ext in nos_extensions(holder):
-            builder = builder.add_extension(ext, critical=False)
-        for ext, critical in extra_extensions:
-            builder = builder.add_extension(ext, critical=critical)
+        extensions: list[tuple[x509.ExtensionType, bool]] = [
+            *((ext, False) for ext in nos_extensions(holder)),
+            *extra_extensions,
+        ]
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
         return CertifiedKey(builder.sign(ca.private_key, hashes.SHA256()), key)
 
     # -- revocation ------------------------------------------------------------------

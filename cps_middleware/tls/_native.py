@@ -61,7 +61,7 @@ def bridge() -> Any:
         if _module is not None:
             return _module
         try:
-            from cps_middleware import _bridge  # type: ignore[attr-defined]
+            from cps_middleware import _bridge
         except ImportError as exc:
             raise BridgeUnavailable(
                 "the native bridge cps_middleware._bridge is not built",
