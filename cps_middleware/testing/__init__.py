@@ -13,9 +13,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cps_middleware.testing.pki import CardCredentials, CertifiedKey, TestHolder, TestPki
     from cps_middleware.testing.cps3image import VirtualCps3, build_cps3
     from cps_middleware.testing.iasecc import IasEccCard
+    from cps_middleware.testing.pki import CardCredentials, CertifiedKey, TestHolder, TestPki
     from cps_middleware.testing.servers import MutualTlsServer, OpenSslServer, ServerPki
     from cps_middleware.testing.testcard import CpsTestCard, list_cards, test_token_module
     from cps_middleware.testing.vpcd import SimpleCpsCard, VirtualCard
