@@ -117,7 +117,7 @@ def _cmd_diag(args: argparse.Namespace, io: _Io) -> int:
     if args.serve:
         return _serve_diag(args, io)
     pin = None
-    if args.url and args.ask_pin:
+    if args.url and (args.ask_pin or (sys.stdin is not None and sys.stdin.isatty())):
         pin = _make_pin(_read_secret("Code porteur CPS / CPS PIN: "))
     options = _diag_options(args, pin)
     observer = None if (args.json or not io.stderr.isatty()) else _RichProgress(io.err)
@@ -382,8 +382,12 @@ def _pin_action(args: argparse.Namespace, io: _Io) -> int:
                                                       else ""))
             return EXIT_PROBLEM if status is PinStatus.LOCKED else EXIT_OK
         if args.pin_cmd == "verify":
-            pin = _make_pin(_read_secret("Code porteur CPS / CPS PIN: "))
-            card.login(pin, allow_final_try=args.allow_final_try)
+            if card.pin_status is PinStatus.PIN_PAD:
+                io.err.print("Tapez le code porteur sur le lecteur / type the PIN on the reader")
+                card.login(None, allow_final_try=args.allow_final_try)
+            else:
+                pin = _make_pin(_read_secret("Code porteur CPS / CPS PIN: "))
+                card.login(pin, allow_final_try=args.allow_final_try)
             card.logout()
             io.out.print("Code porteur correct / PIN correct")
             return EXIT_OK
@@ -437,7 +441,7 @@ def _cmd_test_ssl(args: argparse.Namespace, io: _Io) -> int:
             "timings_ms": report.timings_ms,
         })
     else:
-        io.out.print(report.to_text(), style="green" if report.ok else "red")
+        io.out.print(report.to_text(), style="green" if report.ok else "red", soft_wrap=True)
     return EXIT_OK if report.ok else EXIT_PROBLEM
 
 
@@ -723,7 +727,7 @@ class _Demo:
                   "Test SSL against the local mutual-TLS server")
         server = stack.enter_context(MutualTlsServer(client_cas=list(pki.ca_certificates)))
         report = test_ssl(server.url, cps, cafile=str(server.ca_file))
-        out.print(report.to_text())
+        out.print(report.to_text(), soft_wrap=True)
         seen = _server_saw(report.http_body)
         if seen:
             out.print(self.say(f"Le serveur a reconnu : {seen}", f"The server recognised: {seen}"))
@@ -880,7 +884,8 @@ def _build_parser() -> _Parser:
     p.add_argument("--url", help="run the Test SSL against this https:// URL")
     p.add_argument("--cafile", help="CA bundle for the Test SSL server certificate")
     p.add_argument("--ask-pin", action="store_true",
-                   help="ask the PIN (no echo) for the Test SSL")
+                   help="read the PIN for the Test SSL even when stdin is not a terminal "
+                   "(on a terminal it is always asked, with no echo)")
     p.add_argument("--trust", choices=("auto", "production", "test"), default="auto",
                    help="IGC-Santé hierarchy to validate against (default: auto)")
     p.add_argument("--trust-file", action="append", metavar="FILE",

@@ -255,3 +255,36 @@ def test_demo_end_to_end_under_30_seconds() -> None:
     assert "VALID" in out and "the server accepted the card" in out
     assert "Everything works. 13 OK, 0 warning(s), 0 error(s), 0 not checked" in out
     assert elapsed < 30
+
+
+def test_cards_json(cli_card: CpsTestCard, capsys: Capture) -> None:
+    code, out, _err = _run(capsys, "cards", "--json", "--module", cli_card.module_path)
+    assert code == EXIT_OK
+    cards = {c["serial"]: c for c in json.loads(out) if c["serial"]}
+    mine = cards[cli_card.serial]
+    assert mine["is_cps"] is True
+    assert mine["holder"]["ps_id_nat"] == "810000000096"
+
+
+def test_test_ssl_command(cli_card: CpsTestCard, cps_tls_server: object,
+                          cps_tls_server_factory: Callable[..., object],
+                          capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
+    url, ca = cps_tls_server.url, str(cps_tls_server.ca_file)  # type: ignore[attr-defined]
+    monkeypatch.setattr("sys.stdin", io.StringIO("1234\n"))
+    code, out, _err = _run(capsys, "test-ssl", url, "--cafile", ca, "--json",
+                           *_card_args(cli_card))
+    assert code == EXIT_OK
+    report = json.loads(out)
+    assert report["ok"] is True and report["protocol"] == "TLSv1.2"
+    assert report["holder"]["ps_id_nat"] == "810000000096"
+
+    stranger = TestPki(seed="diagnostics-other-hierarchy")
+    server = cps_tls_server_factory(client_cas=[stranger.intermediate.certificate])
+    monkeypatch.setattr("sys.stdin", io.StringIO("1234\n"))
+    code, out, _err = _run(capsys, "test-ssl", server.url,  # type: ignore[attr-defined]
+                           "--cafile", str(server.ca_file),  # type: ignore[attr-defined]
+                           *_card_args(cli_card))
+    assert code == EXIT_PROBLEM and "rejected the card's certificate" in out
+
+    code, _out, err = _run(capsys, "test-ssl", "http://example.org/", *_card_args(cli_card))
+    assert code == EXIT_ERROR and "https://" in err

@@ -243,3 +243,51 @@ def test_revoked_card(other_card: CpsTestCard, other_pki: TestPki, tmp_path: Pat
     assert revocation.details["revocation_reason"] == "key_compromise"
     assert revocation.remedy is not None and revocation.remedy.id == "revoked"
     assert "révoqué" in revocation.seen
+
+
+OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
+
+
+@pytest.mark.pcsc
+@pytest.mark.skipif(not Path(OPENSC).is_file(), reason="OpenSC's PKCS#11 module is not installed")
+def test_virtual_cps3_through_opensc_cannot_sign_warning(cps_pki: TestPki, tmp_path: Path) -> None:
+    """A virtual CPS3 (IAS-ECC) in vpcd reader 35967, read by OpenSC's own module.
+
+    OpenSC shows 16 virtual slots by default (4 readers x 4): this area's reader is
+    the fifth, so the diagnostic runs in a child process with an OpenSC
+    configuration that raises the number of slots.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from cps_middleware.testing.cps3image import VirtualCps3
+
+    creds = cps_pki.issue_card(TestHolder(given_name="OPEN", surname="SC-TEST",
+                                          id_number="10000000094",
+                                          card_number="8025000001/2800000094"))
+    conf = tmp_path / "opensc.conf"
+    conf.write_text("app default {\n}\napp opensc-pkcs11 {\n  pkcs11 {\n"
+                    "    max_virtual_slots = 64;\n  }\n}\n")
+    trust = _pem_file(tmp_path / "test-cas.pem",
+                      [cps_pki.root.certificate, cps_pki.intermediate.certificate])
+    with VirtualCps3(creds, port=35967) as card:
+        card.set_pin_tries(1)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cps_middleware.cli", "diag", "--json", "--lang", "fr",
+             "--module", OPENSC, "--reader", card.reader, "--trust-file", trust],
+            env={**os.environ, "OPENSC_CONF": str(conf)},
+            capture_output=True, text=True, timeout=120,
+        )
+    run = diagnostics.DiagnosticRun.from_json(proc.stdout)
+    module = run.result("pkcs11.module")
+    assert module.status is Status.WARNING and module.reason == "pkcs11.opensc"
+    assert module.remedy is not None and module.remedy.id == "opensc_cannot_sign"
+    assert "installez le logiciel de la carte CPS de l'ANS" in " ".join(module.remedy.steps)
+    assert run.result("card.atr").reason == "card.cps"
+    assert run.result("pkcs11.token").status is Status.OK
+    assert "OPEN SC-TEST" in run.result("card.holder").seen
+    assert run.result("cert.chain").status is Status.OK
+    pin = run.result("pin.status")
+    assert pin.status is Status.WARNING and pin.reason == "pin.final_try"
+    assert proc.returncode == 0  # warnings only

@@ -128,3 +128,13 @@ def test_a_card_with_a_garbled_answer_to_reset_is_reinserted() -> None:
     assert atr.status is Status.ERROR and atr.reason == "card.garbled_atr"
     assert atr.remedy is not None and atr.remedy.id == "card_wrong_way"
     assert any("chip first, facing up" in s for s in atr.remedy.steps)
+
+
+def test_a_cps3_read_contactless_is_a_warning() -> None:
+    contactless = bytes.fromhex("3B 8F 80 01 00 31 B8 64 04 B0 EC C1 73 94 01 80 82 90 00 0E")
+    with VirtualCard(SimpleCpsCard.cps3(atr=contactless), port=PORT):
+        run = _run(lang="fr", reader=READER)
+    atr = run.result("card.atr")
+    assert atr.status is Status.WARNING and atr.reason == "card.contactless"
+    assert "sans contact" in atr.seen
+    assert atr.remedy is not None and atr.remedy.id == "card_contact"

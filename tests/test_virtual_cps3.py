@@ -55,7 +55,9 @@ app opensc-pkcs11 {
 
 @pytest.fixture(scope="module")
 def lib(opensc_module: str) -> Any:
-    return pkcs11.lib(opensc_module)
+    # python-pkcs11 caches modules by path string; the library loads the real
+    # path, so use the same key to share the one initialised module.
+    return pkcs11.lib(os.path.realpath(opensc_module))
 
 
 def slot_of(lib: Any, card: VirtualCps3) -> Any:

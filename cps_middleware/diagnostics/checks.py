@@ -31,6 +31,7 @@ from cps_middleware.diagnostics.framework import Check, CheckContext, Finding, e
 from cps_middleware.errors import (
     CardRemoved,
     FinalTryRefused,
+    InvalidInput,
     ModuleLoadError,
     PcscServiceUnavailable,
     PinIncorrect,
@@ -39,7 +40,7 @@ from cps_middleware.errors import (
 )
 from cps_middleware.pcsc.context import PcscContext
 from cps_middleware.pcsc.readers import ReaderInfo, list_readers
-from cps_middleware.pkcs11 import Module, PinStatus, Token, TokenInfo, load_module
+from cps_middleware.pkcs11 import Module, Pin, PinStatus, Token, TokenInfo, load_module
 from cps_middleware.selection import CertificateCandidate, CertificateCriteria, Selected
 from cps_middleware.tls.testssl import Failure, test_ssl
 from cps_middleware.validation import Status as VStatus
@@ -68,6 +69,7 @@ class DiagnosticOptions:
 
     ``reader``: only readers whose name contains this text (case-insensitive).
     ``module``: an explicit PKCS#11 module path (else the usual discovery).
+    ``token``: the label or serial of the card to look at when several are present.
     ``url``: run the Test SSL against it (``None``: that check is skipped);
     ``ca_file``: CA bundle for the server's certificate; ``pin``: the holder PIN
     for the Test SSL only (a :class:`cps_middleware.pkcs11.Pin`, never serialised).
@@ -83,7 +85,7 @@ class DiagnosticOptions:
     token: str | None = None
     url: str | None = None
     ca_file: str | None = None
-    pin: Any = field(default=None, repr=False, compare=False)
+    pin: Pin | None = field(default=None, repr=False, compare=False)
     trust: str = "auto"
     trust_files: tuple[str, ...] = ()
     crl_files: tuple[str, ...] = ()
@@ -91,6 +93,15 @@ class DiagnosticOptions:
     at: _dt.datetime | None = None
     expiry_warning_days: int = 30
     tls_timeout: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.trust not in ("auto", "production", "test"):
+            raise InvalidInput(f"trust must be 'auto', 'production' or 'test', not {self.trust!r}")
+        if self.pin is not None and not isinstance(self.pin, Pin):
+            raise InvalidInput("pin must be a cps_middleware.pkcs11.Pin",
+                               hint="wrap the digits: Pin('1234')")
+        if self.at is not None and self.at.tzinfo is None:
+            object.__setattr__(self, "at", self.at.replace(tzinfo=_dt.UTC))
 
     def summary(self) -> dict[str, Any]:
         """The options as JSON data, without the PIN."""
@@ -272,7 +283,7 @@ def check_atr(ctx: CheckContext) -> Finding:
             "(seulement le certificat technique).",
             f"{gen} card read contactless: that mode has no PIN and no signature (only the "
             "technical certificate).",
-            "card_insert",
+            "card_contact",
             **details,
         )
     if ident.generation is CardGeneration.CPS_UNKNOWN_GENERATION:
@@ -633,9 +644,9 @@ def _trust_store(ctx: CheckContext, holder: Practitioner) -> tuple[TrustStore | 
 
 def _validator(ctx: CheckContext, store: TrustStore, crls: list[bytes] | None) -> Validator:
     opts = _opts(ctx)
-    builder = (ValidatorBuilder().trust(store)
-               .intermediates(ctx.data.get("ca_certificates", []))
-               .time(opts.now()))
+    builder = ValidatorBuilder().trust(store).time(opts.now())
+    if ctx.data.get("ca_certificates"):  # CA certificates the card carries may complete paths
+        builder = builder.intermediates(ctx.data["ca_certificates"])
     builder = (
         builder.revocation("off") if crls is None else builder.crls(crls).revocation("hard")
     )

@@ -13,6 +13,24 @@ The result of a run, :class:`DiagnosticRun`, is frozen data: one
 what was seen in plain words, technical details, remedy), serialisable to JSON
 with a schema name and version so that a backend can store it and a UI can
 render it. Progress goes through a :class:`RunObserver`.
+
+The JSON form (:meth:`DiagnosticRun.to_json`), schema ``cps-middleware/diagnostic``
+version 1::
+
+    {"schema": "cps-middleware/diagnostic", "schema_version": 1,
+     "tool_version": "0.1.0", "lang": "fr", "started_at": "2026-...+00:00",
+     "duration_s": 0.42, "status": "ok|warning|error",
+     "counts": {"ok": 12, "warning": 1, "error": 0, "skipped": 0},
+     "environment": {"os": ..., "machine": ..., "python": ..., "python_bits": 64},
+     "options": {... what was looked at; "pin_given": true|false, never the PIN},
+     "results": [{"id": "pcsc.service", "title": ..., "status": "ok|warning|error|skipped",
+                  "reason": "pcsc.no_service", "seen": "...", "details": {...},
+                  "remedy": null | {"id": "pcsc_service", "lang": "fr", "title": ...,
+                                    "steps": ["...", ...]},
+                  "duration_s": 0.001}, ...]}
+
+A reader accepts any ``schema_version`` up to its own (fields are only ever
+added within a version).
 """
 
 from __future__ import annotations

@@ -182,6 +182,28 @@ _CATALOGUE: dict[str, tuple[dict[str, tuple[str, tuple[str, ...]]], tuple[str, .
         },
         ("other_computer",),
     ),
+    "card_contact": (
+        {
+            "fr": (
+                "Utilisez la carte dans un lecteur à contact",
+                (
+                    "La carte est lue sans contact : dans ce mode, elle n'a ni code porteur ni "
+                    "signature, et ne sert pas à se connecter.",
+                    "Insérez la carte dans la fente d'un lecteur à contact, puce en premier et "
+                    "vers le haut.",
+                ),
+            ),
+            "en": (
+                "Use the card in a contact reader",
+                (
+                    "The card is read contactless: in that mode it has no PIN and no "
+                    "signature, and cannot be used to log in.",
+                    "Insert the card in the slot of a contact reader, chip first and facing up.",
+                ),
+            ),
+        },
+        ("other_computer",),
+    ),
     "card_wrong_way": (
         {
             "fr": (

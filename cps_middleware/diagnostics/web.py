@@ -168,6 +168,7 @@ _PAGE_WORDS = {
         "pin": "Code porteur (seulement pour le Test SSL ; jamais enregistré)",
         "run": "Lancer le diagnostic",
         "running": "Vérification en cours",
+        "json": "Télécharger le rapport (JSON) pour le support",
         "other": "English",
     },
     "en": {
@@ -178,6 +179,7 @@ _PAGE_WORDS = {
         "pin": "PIN (code porteur; only for the Test SSL; never stored)",
         "run": "Run the diagnostic",
         "running": "Checking",
+        "json": "Download the report (JSON) for support",
         "other": "Français",
     },
 }
@@ -205,7 +207,7 @@ async function poll(id) {
       const a = document.createElement("a");
       a.href = "api/runs/" + encodeURIComponent(id) + "/report.json";
       a.download = "diagnostic-cps.json"; a.id = "report-json";
-      a.textContent = "JSON";
+      a.textContent = document.body.dataset.jsonLabel;
       overall.appendChild(a);
     }
     status.textContent = s.error || "";
@@ -326,7 +328,8 @@ class DiagnosticServer:
             f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<title>{e(w["title"])}</title><link rel="stylesheet" href="app.css"></head>'
-            f'<body data-state="idle" data-running="{e(w["running"])}"><main>'
+            f'<body data-state="idle" data-running="{e(w["running"])}" '
+            f'data-json-label="{e(w["json"])}"><main>'
             f'<p class="muted lang"><a href="?lang={other}">{e(w["other"])}</a></p>'
             f'<h1>{e(w["title"])}</h1><p>{e(w["intro"])}</p>'
             '<form id="diag-form" autocomplete="off">'

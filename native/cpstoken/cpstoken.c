@@ -138,6 +138,17 @@ static void sess_drop_all_locked(cps_card *only)
 
 /* ------------------------------------------------------------------- cards */
 
+/* Writer-preferring, so that closing the sessions of a pulled card is not
+ * starved by threads that keep signing. */
+static void ops_init(cps_card *c)
+{
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&c->ops, &a);
+    pthread_rwlockattr_destroy(&a);
+}
+
 static cps_card *card_new(const char *id)
 {
     cps_card *c = calloc(1, sizeof *c);
@@ -152,6 +163,7 @@ static cps_card *card_new(const char *id)
     }
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->busy, NULL);
+    ops_init(c);
     c->fd = -1;
     c->dl_fd = -1;
     return c;
@@ -229,8 +241,10 @@ static int sorted_cards_locked(cps_card **out)
 }
 
 /* Re-reads the state; notices a removal / re-insertion since this process last
- * looked and then closes the SoftHSM sessions (which logs the token out), as
- * pulling a real card does. Caller holds c->mu. */
+ * looked. The SoftHSM sessions must then be closed (which logs the token out),
+ * as pulling a real card does, but not while another thread is inside SoftHSM
+ * with one of them: card_enter() does it under the write side of c->ops.
+ * Caller holds c->mu. */
 static void card_refresh_locked(cps_card *c)
 {
     cps_state_refresh(c);
@@ -238,11 +252,37 @@ static void card_refresh_locked(cps_card *c)
     if (present != c->seen_present || (present && c->st.insertions != c->seen_insertions)) {
         cps_debug("card %s: %s (insertions %lu)", c->id, present ? "inserted" : "removed", c->st.insertions);
         if (c->f && c->inner_init)
-            c->f->C_CloseAllSessions(c->inner_slot);
+            c->close_pending = 1;
         c->seen_present = present;
         c->seen_insertions = c->st.insertions;
     }
 }
+
+/* Before any call into the card's SoftHSM: holds c->ops for reading (released
+ * by card_leave), with the state fresh and the sessions of a pulled card
+ * closed. Lock order: c->ops, then c->mu, then g_lock. */
+static void card_enter(cps_card *c)
+{
+    for (;;) {
+        pthread_rwlock_rdlock(&c->ops);
+        pthread_mutex_lock(&c->mu);
+        card_refresh_locked(c);
+        int pending = c->close_pending;
+        pthread_mutex_unlock(&c->mu);
+        if (!pending)
+            return;
+        pthread_rwlock_unlock(&c->ops);
+        pthread_rwlock_wrlock(&c->ops);
+        pthread_mutex_lock(&c->mu);
+        if (c->close_pending && c->f && c->inner_init)
+            c->f->C_CloseAllSessions(c->inner_slot);
+        c->close_pending = 0;
+        pthread_mutex_unlock(&c->mu);
+        pthread_rwlock_unlock(&c->ops);
+    }
+}
+
+static void card_leave(cps_card *c) { pthread_rwlock_unlock(&c->ops); }
 
 static int card_present_locked(cps_card *c) { return c->st.valid && c->st.present; }
 
@@ -267,6 +307,7 @@ static void atfork_child(void)
     for (int i = 0; i < g_ncards; i++) {
         pthread_mutex_init(&g_cards[i]->mu, NULL);
         pthread_mutex_init(&g_cards[i]->busy, NULL);
+        ops_init(g_cards[i]);
     }
     g_forked = 1;
 }
@@ -317,25 +358,29 @@ static cps_card *slot_card(CK_SLOT_ID slot)
     return c;
 }
 
-/* The card of a slot, present and with its SoftHSM loaded; c->mu is held on success. */
+/* The card of a slot, present and with its SoftHSM loaded. On success c->ops
+ * is read-held and c->mu held: release both with slot_done(). */
 static CK_RV slot_ready(CK_SLOT_ID slot, cps_card **out)
 {
     cps_card *c = slot_card(slot);
     if (!c)
         return CKR_SLOT_ID_INVALID;
+    card_enter(c);
     pthread_mutex_lock(&c->mu);
-    card_refresh_locked(c);
-    if (!card_present_locked(c)) {
-        pthread_mutex_unlock(&c->mu);
-        return CKR_TOKEN_NOT_PRESENT;
-    }
-    CK_RV rv = cps_softhsm_load(c);
+    CK_RV rv = card_present_locked(c) ? cps_softhsm_load(c) : CKR_TOKEN_NOT_PRESENT;
     if (rv != CKR_OK) {
         pthread_mutex_unlock(&c->mu);
+        card_leave(c);
         return rv;
     }
     *out = c;
     return CKR_OK;
+}
+
+static void slot_done(cps_card *c)
+{
+    pthread_mutex_unlock(&c->mu);
+    card_leave(c);
 }
 
 typedef struct {
@@ -345,7 +390,8 @@ typedef struct {
     unsigned long latency_ms;
 } sref;
 
-/* Resolves one of our session handles. keep_lock: return with c->mu held
+/* Resolves one of our session handles. On success c->ops is read-held (release
+ * with card_leave(s->c) after the SoftHSM call); keep_lock: c->mu held too
  * (for operations that must read the state consistently with the call). */
 static CK_RV session_get(CK_SESSION_HANDLE h, sref *out, int keep_lock)
 {
@@ -358,8 +404,8 @@ static CK_RV session_get(CK_SESSION_HANDLE h, sref *out, int keep_lock)
     if (!s)
         return CKR_SESSION_HANDLE_INVALID;
     cps_card *c = copy.card;
+    card_enter(c);
     pthread_mutex_lock(&c->mu);
-    card_refresh_locked(c);
     CK_RV rv = CKR_OK;
     if (!card_present_locked(c))
         rv = CKR_DEVICE_REMOVED;
@@ -373,6 +419,8 @@ static CK_RV session_get(CK_SESSION_HANDLE h, sref *out, int keep_lock)
     }
     if (rv != CKR_OK || !keep_lock)
         pthread_mutex_unlock(&c->mu);
+    if (rv != CKR_OK)
+        card_leave(c);
     return rv;
 }
 
@@ -449,11 +497,14 @@ CPS_EXPORT CK_RV C_Finalize(CK_VOID_PTR pReserved)
     pthread_mutex_unlock(&g_lock);
     for (int i = 0; i < n; i++) {
         cps_card *c = g_cards[i];
+        pthread_rwlock_wrlock(&c->ops);
         pthread_mutex_lock(&c->mu);
         cps_softhsm_finalize(c);
         cps_state_close(c);
         c->seen_present = 0;
+        c->close_pending = 0;
         pthread_mutex_unlock(&c->mu);
+        pthread_rwlock_unlock(&c->ops);
     }
     return CKR_OK;
 }
@@ -574,7 +625,7 @@ CPS_EXPORT CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
         if (st->pin_pad)
             pInfo->flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
     }
-    pthread_mutex_unlock(&c->mu);
+    slot_done(c);
     return rv;
 }
 
@@ -607,7 +658,7 @@ CPS_EXPORT CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMe
         *pulCount = m;
     }
     free(all);
-    pthread_mutex_unlock(&c->mu);
+    slot_done(c);
     return rv;
 }
 
@@ -620,7 +671,7 @@ CPS_EXPORT CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, C
         return rv;
     rv = mech_allowed(&c->st, type) ? c->f->C_GetMechanismInfo(c->inner_slot, type, pInfo)
                                     : CKR_MECHANISM_INVALID;
-    pthread_mutex_unlock(&c->mu);
+    slot_done(c);
     return rv;
 }
 
@@ -632,7 +683,7 @@ CPS_EXPORT CK_RV C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG u
     if (rv != CKR_OK)
         return rv;
     rv = c->f->C_InitToken(c->inner_slot, pPin, ulPinLen, pLabel);
-    pthread_mutex_unlock(&c->mu);
+    slot_done(c);
     return rv;
 }
 
@@ -647,7 +698,7 @@ enum { WHO_USER, WHO_SO };
  * processes cannot both spend the last try. */
 typedef CK_RV (*pin_call)(sref *s, void *ctx);
 
-static CK_RV counted(CK_SESSION_HANDLE h, int who, pin_call call, void *ctx, int reset_user_on_ok)
+static CK_RV counted(CK_SESSION_HANDLE h, int who, pin_call call, void *ctx)
 {
     sref s;
     CK_RV rv = session_get(h, &s, 1);
@@ -656,6 +707,7 @@ static CK_RV counted(CK_SESSION_HANDLE h, int who, pin_call call, void *ctx, int
     cps_card *c = s.c;
     if (cps_state_lock_ex(c) != 0) {
         pthread_mutex_unlock(&c->mu);
+        card_leave(c);
         return CKR_DEVICE_ERROR;
     }
     const char *left_key = who == WHO_USER ? "pin_tries_left" : "puk_tries_left";
@@ -670,15 +722,13 @@ static CK_RV counted(CK_SESSION_HANDLE h, int who, pin_call call, void *ctx, int
         if (rv == CKR_PIN_INCORRECT) {
             cps_state_set_int(c, left_key, left - 1);
             cps_debug("card %s: %s wrong, %d tries left", c->id, left_key, left - 1);
-        } else if (rv == CKR_OK) {
-            if (left != max)
-                cps_state_set_int(c, left_key, max);
-            if (reset_user_on_ok && c->st.pin_tries_left != c->st.pin_tries_max)
-                cps_state_set_int(c, "pin_tries_left", c->st.pin_tries_max);
+        } else if (rv == CKR_OK && left != max) {
+            cps_state_set_int(c, left_key, max);
         }
     }
     cps_state_unlock(c);
     pthread_mutex_unlock(&c->mu);
+    card_leave(c);
     return rv;
 }
 
@@ -708,7 +758,7 @@ CPS_EXPORT CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_U
     ENTER();
     login_ctx l = {userType, pPin, ulPinLen};
     int who = userType == CKU_SO ? WHO_SO : WHO_USER; /* CKU_CONTEXT_SPECIFIC checks the user PIN */
-    return counted(hSession, who, do_login, &l, 0);
+    return counted(hSession, who, do_login, &l);
 }
 
 typedef struct {
@@ -732,11 +782,12 @@ CPS_EXPORT CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, C
         return rv;
     CK_SESSION_INFO info;
     rv = s.f->C_GetSessionInfo(s.inner, &info);
+    card_leave(s.c);
     if (rv != CKR_OK)
         return rv;
     /* the old PIN is verified like a login: by the SO PIN (PUK) counter in an SO session */
     setpin_ctx x = {pOldPin, pNewPin, ulOldLen, ulNewLen};
-    return counted(hSession, info.state == CKS_RW_SO_FUNCTIONS ? WHO_SO : WHO_USER, do_setpin, &x, 0);
+    return counted(hSession, info.state == CKS_RW_SO_FUNCTIONS ? WHO_SO : WHO_USER, do_setpin, &x);
 }
 
 CPS_EXPORT CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen)
@@ -755,6 +806,7 @@ CPS_EXPORT CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_
         cps_state_unlock(c);
     }
     pthread_mutex_unlock(&c->mu);
+    card_leave(c);
     return rv;
 }
 
@@ -766,32 +818,38 @@ CPS_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pA
     ENTER();
     if (!phSession)
         return CKR_ARGUMENTS_BAD;
+    sess *s = calloc(1, sizeof *s);
+    if (!s)
+        return CKR_HOST_MEMORY;
     cps_card *c;
     CK_RV rv = slot_ready(slotID, &c);
-    if (rv != CKR_OK)
+    if (rv != CKR_OK) {
+        free(s);
         return rv;
-    CK_SESSION_HANDLE inner;
-    /* SoftHSM does not call notification callbacks; ours would need a trampoline */
-    rv = c->f->C_OpenSession(c->inner_slot, flags, pApplication, NULL, &inner);
-    unsigned long insertions = c->st.insertions;
-    pthread_mutex_unlock(&c->mu);
-    if (rv != CKR_OK)
-        return rv;
-    sess *s = calloc(1, sizeof *s);
-    if (!s) {
-        c->f->C_CloseSession(inner);
-        return CKR_HOST_MEMORY;
     }
-    s->card = c;
-    s->inner = inner;
-    s->insertions = insertions;
+    /* SoftHSM does not call notification callbacks; ours would need a trampoline */
+    rv = c->f->C_OpenSession(c->inner_slot, flags, pApplication, NULL, &s->inner);
+    if (rv == CKR_OK) {
+        s->card = c;
+        s->insertions = c->st.insertions;
+        pthread_mutex_lock(&g_lock);
+        s->h = g_next_handle++;
+        s->next = *bucket(s->h);
+        *bucket(s->h) = s;
+        pthread_mutex_unlock(&g_lock);
+        *phSession = s->h;
+    } else {
+        free(s);
+    }
+    slot_done(c);
+    return rv;
+}
+
+static void forget_session(CK_SESSION_HANDLE h)
+{
     pthread_mutex_lock(&g_lock);
-    s->h = g_next_handle++;
-    s->next = *bucket(s->h);
-    *bucket(s->h) = s;
+    sess_remove_locked(h);
     pthread_mutex_unlock(&g_lock);
-    *phSession = s->h;
-    return CKR_OK;
 }
 
 CPS_EXPORT CK_RV C_CloseSession(CK_SESSION_HANDLE hSession)
@@ -808,17 +866,14 @@ CPS_EXPORT CK_RV C_CloseSession(CK_SESSION_HANDLE hSession)
         return known ? CKR_OK : CKR_SESSION_HANDLE_INVALID;
     }
     if (rv == CKR_DEVICE_REMOVED) {
-        pthread_mutex_lock(&g_lock);
-        sess_remove_locked(hSession);
-        pthread_mutex_unlock(&g_lock);
+        forget_session(hSession);
         return CKR_OK;
     }
     if (rv != CKR_OK)
         return rv;
     rv = s.f->C_CloseSession(s.inner);
-    pthread_mutex_lock(&g_lock);
-    sess_remove_locked(hSession);
-    pthread_mutex_unlock(&g_lock);
+    forget_session(hSession);
+    card_leave(s.c);
     return rv == CKR_SESSION_HANDLE_INVALID ? CKR_OK : rv;
 }
 
@@ -828,13 +883,16 @@ CPS_EXPORT CK_RV C_CloseAllSessions(CK_SLOT_ID slotID)
     cps_card *c = slot_card(slotID);
     if (!c)
         return CKR_SLOT_ID_INVALID;
+    pthread_rwlock_wrlock(&c->ops);
+    pthread_mutex_lock(&c->mu);
     pthread_mutex_lock(&g_lock);
     sess_drop_all_locked(c);
     pthread_mutex_unlock(&g_lock);
-    pthread_mutex_lock(&c->mu);
     if (c->f && c->inner_init)
         c->f->C_CloseAllSessions(c->inner_slot);
+    c->close_pending = 0;
     pthread_mutex_unlock(&c->mu);
+    pthread_rwlock_unlock(&c->ops);
     return CKR_OK;
 }
 
@@ -848,6 +906,7 @@ CPS_EXPORT CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PT
     rv = s.f->C_GetSessionInfo(s.inner, pInfo);
     if (rv == CKR_OK)
         pInfo->slotID = s.c->slot_id;
+    card_leave(s.c);
     return rv;
 }
 
@@ -861,7 +920,9 @@ CPS_EXPORT CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PT
         CK_RV rv = session_get(hSession, &s, 0);         \
         if (rv != CKR_OK)                                \
             return rv;                                   \
-        return s.f->name args;                           \
+        rv = s.f->name args;                             \
+        card_leave(s.c);                                 \
+        return rv;                                       \
     }
 
 /* Operations whose mechanism must be in the card's allow-list. */
@@ -877,31 +938,34 @@ CPS_EXPORT CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PT
             return rv;                                              \
         int ok = mech_allowed(&s.c->st, pMechanism->mechanism);     \
         pthread_mutex_unlock(&s.c->mu);                             \
-        if (!ok)                                                    \
-            return CKR_MECHANISM_INVALID;                           \
-        return s.f->name args;                                      \
+        rv = ok ? s.f->name args : CKR_MECHANISM_INVALID;           \
+        card_leave(s.c);                                            \
+        return rv;                                                  \
     }
 
 /* Private-key operations: a real card takes 100-500 ms and does one at a time.
  * A call that only asks for the output length (NULL buffer) is not delayed. */
-#define FWD_SLOW(name, params, args, outbuf)                         \
-    CPS_EXPORT CK_RV name params                                     \
-    {                                                                \
-        ENTER();                                                     \
-        sref s;                                                      \
-        CK_RV rv = session_get(hSession, &s, 0);                     \
-        if (rv != CKR_OK)                                            \
-            return rv;                                               \
-        if (!s.latency_ms || !(outbuf))                              \
-            return s.f->name args;                                   \
-        pthread_mutex_lock(&s.c->busy);                              \
-        struct timespec ts = {(time_t)(s.latency_ms / 1000),         \
-                              (long)(s.latency_ms % 1000) * 1000000L}; \
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)           \
-            ;                                                        \
-        rv = s.f->name args;                                         \
-        pthread_mutex_unlock(&s.c->busy);                            \
-        return rv;                                                   \
+#define FWD_SLOW(name, params, args, outbuf)                           \
+    CPS_EXPORT CK_RV name params                                       \
+    {                                                                  \
+        ENTER();                                                       \
+        sref s;                                                        \
+        CK_RV rv = session_get(hSession, &s, 0);                       \
+        if (rv != CKR_OK)                                              \
+            return rv;                                                 \
+        if (!s.latency_ms || !(outbuf)) {                              \
+            rv = s.f->name args;                                       \
+        } else {                                                       \
+            pthread_mutex_lock(&s.c->busy);                            \
+            struct timespec ts = {(time_t)(s.latency_ms / 1000),       \
+                                  (long)(s.latency_ms % 1000) * 1000000L}; \
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR)         \
+                ;                                                      \
+            rv = s.f->name args;                                       \
+            pthread_mutex_unlock(&s.c->busy);                          \
+        }                                                              \
+        card_leave(s.c);                                               \
+        return rv;                                                     \
     }
 
 FWD(C_GetOperationState, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, CK_ULONG_PTR pulOperationStateLen),

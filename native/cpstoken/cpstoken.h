@@ -59,6 +59,11 @@ typedef struct cps_card {
     pthread_mutex_t mu;
     /* serialises private-key operations when latency_ms > 0, like one card chip */
     pthread_mutex_t busy;
+    /* read-held around every call into the card's SoftHSM, write-held to close
+     * its sessions when the card was pulled (SoftHSM frees a session that
+     * another thread may be using) */
+    pthread_rwlock_t ops;
+    int close_pending;
 
     int fd;          /* card.state, opened O_RDWR; -1 when closed */
     char raw[CPS_STATE_MAX];
