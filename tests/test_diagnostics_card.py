@@ -291,3 +291,28 @@ def test_virtual_cps3_through_opensc_cannot_sign_warning(cps_pki: TestPki, tmp_p
     pin = run.result("pin.status")
     assert pin.status is Status.WARNING and pin.reason == "pin.final_try"
     assert proc.returncode == 0  # warnings only
+
+
+def test_revocation_from_a_crl_cache_directory(
+    cps_card: CpsTestCard, cps_pki: TestPki, tmp_path: Path
+) -> None:
+    cache = tmp_path / "crl-cache"
+    cache.mkdir()
+    for ca in ("root", "intermediate"):
+        (cache / f"{ca}.crl").write_bytes(cps_pki.crl(ca).public_bytes(serialization.Encoding.DER))
+    run = _diag(cps_card, "en",
+                trust_files=(_pem_file(tmp_path / "root.pem", [cps_pki.root.certificate]),),
+                crl_dir=str(cache))
+    revocation = run.result("cert.revocation")
+    assert revocation.status is Status.OK, revocation
+    assert revocation.details["crl_sources"] == [str(cache)]
+    assert revocation.details["crls"] == 2
+
+
+def test_card_expiring_soon_is_a_warning(cps_card: CpsTestCard) -> None:
+    not_after = cps_card.credentials.authentication.certificate.not_valid_after_utc
+    run = _diag(cps_card, "fr", at=not_after - _dt.timedelta(days=10))
+    validity = run.result("cert.validity")
+    assert validity.status is Status.WARNING and validity.reason == "validity.expiring"
+    assert "expire dans 10 jour(s)" in validity.seen
+    assert validity.remedy is not None and validity.remedy.id == "card_expiring"

@@ -610,7 +610,12 @@ CPS_EXPORT CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
     CK_RV rv = slot_ready(slotID, &c);
     if (rv != CKR_OK)
         return rv;
+    /* SoftHSM rereads its token file, which another process may be rewriting
+     * during a PIN check (held under LOCK_EX): read it under LOCK_SH. */
+    int shared = cps_state_lock_sh(c) == 0;
     rv = c->f->C_GetTokenInfo(c->inner_slot, pInfo);
+    if (shared)
+        cps_state_unlock(c);
     if (rv == CKR_OK) {
         const cps_state *st = &c->st;
         pad(pInfo->label, sizeof pInfo->label, st->label);
@@ -828,7 +833,10 @@ CPS_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pA
         return rv;
     }
     /* SoftHSM does not call notification callbacks; ours would need a trampoline */
+    int shared = cps_state_lock_sh(c) == 0; /* see C_GetTokenInfo */
     rv = c->f->C_OpenSession(c->inner_slot, flags, pApplication, NULL, &s->inner);
+    if (shared)
+        cps_state_unlock(c);
     if (rv == CKR_OK) {
         s->card = c;
         s->insertions = c->st.insertions;

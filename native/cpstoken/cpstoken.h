@@ -89,6 +89,7 @@ typedef struct cps_card {
 CPS_HIDDEN void cps_state_defaults(cps_card *c, cps_state *st);
 CPS_HIDDEN int cps_state_refresh(cps_card *c);            /* 0 ok (st.valid says if the file exists) */
 CPS_HIDDEN int cps_state_lock_ex(cps_card *c);            /* flock EX + re-read; 0 ok */
+CPS_HIDDEN int cps_state_lock_sh(cps_card *c);            /* flock SH without re-reading */
 CPS_HIDDEN void cps_state_unlock(cps_card *c);
 CPS_HIDDEN int cps_state_set_int(cps_card *c, const char *key, long value); /* under lock_ex */
 CPS_HIDDEN void cps_state_close(cps_card *c);

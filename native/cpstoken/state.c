@@ -231,6 +231,16 @@ int cps_state_lock_ex(cps_card *c)
     return 0;
 }
 
+int cps_state_lock_sh(cps_card *c)
+{
+    if (open_fd(c) != 0)
+        return -1;
+    while (flock(c->fd, LOCK_SH) != 0)
+        if (errno != EINTR)
+            return -1;
+    return 0;
+}
+
 void cps_state_unlock(cps_card *c)
 {
     if (c->fd >= 0)
