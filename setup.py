@@ -27,7 +27,8 @@ class BuildExt(build_ext):
     """build_ext that also builds plain shared libraries (no Python ABI tag)."""
 
     def get_ext_filename(self, fullname: str) -> str:
-        if fullname in PLAIN_LIBRARIES:
+        # --inplace asks with the last part of the name only ("_cpstoken").
+        if fullname in PLAIN_LIBRARIES or fullname in {n.rsplit(".", 1)[1] for n in PLAIN_LIBRARIES}:
             return str(Path(*fullname.split("."))) + ".so"
         return str(super().get_ext_filename(fullname))
 

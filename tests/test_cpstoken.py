@@ -730,3 +730,42 @@ def test_processes_racing_on_the_counter_spend_each_try_once(cards: Cards) -> No
         results += json.loads(stdout.strip().splitlines()[-1])["results"]
     assert sorted(results) == ["PinIncorrect"] * 10 + ["PinLocked"] * 6
     assert ts.read(card).puk_tries_left == 0
+
+
+def test_card_deleted_and_made_again_under_the_same_name(cards: Cards) -> None:
+    """CpsTestCard.destroy() then create(): a process that knew the card sees the new one."""
+    card = cards.add("c1")
+    fresh = cards.root.parent / "fresh"
+    fresh.mkdir()
+    (fresh / "tokens").mkdir()
+    _write_conf(fresh)
+    env = {**os.environ, "SOFTHSM2_CONF": str(fresh / "softhsm2.conf")}
+    init = ["softhsm2-util", "--init-token", "--free", "--label", "new", "--pin", "5678"]
+    subprocess.run([*init, "--so-pin", PUK], env=env, check=True, capture_output=True)
+    rows = cards.run(
+        f"""
+        import shutil
+        from pathlib import Path
+        from cps_middleware.testing import _tokenstate as ts
+        card = Path({str(card)!r})
+        s, r = login("1234")
+        out(before=r, signature=len(sign(s)))
+        shutil.rmtree(card)
+        out(slots_without_card=len(lib.get_slots(token_present=True)))
+        shutil.copytree({str(fresh / "tokens")!r}, card / "tokens")
+        (card / "softhsm2.conf").write_text(
+            f"directories.tokendir = {{card / 'tokens'}}\\nobjectstore.backend = file\\n")
+        ts.create(card, ts.TokenSettings(label="new card", serial="NEW"))
+        try:
+            sign(s)
+        except PKCS11Error as exc:
+            out(old_session=err(exc))
+        out(label=token().label, old_pin=login("1234")[1], new_pin=login("5678")[1])
+        """
+    )
+    assert rows == [
+        {"before": "ok", "signature": 256},
+        {"slots_without_card": 0},
+        {"old_session": "SessionHandleInvalid"},
+        {"label": "new card", "old_pin": "PinIncorrect", "new_pin": "ok"},
+    ]

@@ -91,6 +91,7 @@ typedef struct sess {
     cps_card *card;
     CK_SESSION_HANDLE inner;
     unsigned long insertions;
+    unsigned long epoch;
     struct sess *next;
 } sess;
 
@@ -248,6 +249,13 @@ static int sorted_cards_locked(cps_card **out)
 static void card_refresh_locked(cps_card *c)
 {
     cps_state_refresh(c);
+    if (c->replaced) {
+        cps_debug("card %s: new card files", c->id);
+        c->replaced = 0;
+        c->epoch++;
+        if (c->f && c->inner_init)
+            c->close_pending = c->reload_pending = 1;
+    }
     int present = c->st.valid && c->st.present;
     if (present != c->seen_present || (present && c->st.insertions != c->seen_insertions)) {
         cps_debug("card %s: %s (insertions %lu)", c->id, present ? "inserted" : "removed", c->st.insertions);
@@ -267,7 +275,7 @@ static void card_enter(cps_card *c)
         pthread_rwlock_rdlock(&c->ops);
         pthread_mutex_lock(&c->mu);
         card_refresh_locked(c);
-        int pending = c->close_pending;
+        int pending = c->close_pending || c->reload_pending;
         pthread_mutex_unlock(&c->mu);
         if (!pending)
             return;
@@ -276,7 +284,9 @@ static void card_enter(cps_card *c)
         pthread_mutex_lock(&c->mu);
         if (c->close_pending && c->f && c->inner_init)
             c->f->C_CloseAllSessions(c->inner_slot);
-        c->close_pending = 0;
+        if (c->reload_pending)
+            cps_softhsm_finalize(c); /* initialised again, on the new token, by the next call */
+        c->close_pending = c->reload_pending = 0;
         pthread_mutex_unlock(&c->mu);
         pthread_rwlock_unlock(&c->ops);
     }
@@ -409,7 +419,7 @@ static CK_RV session_get(CK_SESSION_HANDLE h, sref *out, int keep_lock)
     CK_RV rv = CKR_OK;
     if (!card_present_locked(c))
         rv = CKR_DEVICE_REMOVED;
-    else if (c->st.insertions != copy.insertions || !c->f || !c->inner_init)
+    else if (c->st.insertions != copy.insertions || c->epoch != copy.epoch || !c->f || !c->inner_init)
         rv = CKR_SESSION_HANDLE_INVALID; /* opened before the card was pulled */
     if (rv == CKR_OK) {
         out->c = c;
@@ -502,7 +512,7 @@ CPS_EXPORT CK_RV C_Finalize(CK_VOID_PTR pReserved)
         cps_softhsm_finalize(c);
         cps_state_close(c);
         c->seen_present = 0;
-        c->close_pending = 0;
+        c->close_pending = c->reload_pending = 0;
         pthread_mutex_unlock(&c->mu);
         pthread_rwlock_unlock(&c->ops);
     }
@@ -610,11 +620,13 @@ CPS_EXPORT CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
     CK_RV rv = slot_ready(slotID, &c);
     if (rv != CKR_OK)
         return rv;
-    /* SoftHSM rereads its token file, which another process may be rewriting
-     * during a PIN check (held under LOCK_EX): read it under LOCK_SH. */
-    int shared = cps_state_lock_sh(c) == 0;
+    /* SoftHSM rereads its token file here, and another SoftHSM process may be
+     * rewriting it (a PIN check) or holding its own lock on it: SoftHSM then
+     * answers CKR_TOKEN_NOT_RECOGNIZED (seen with 4 processes). Card processes
+     * take turns on these calls and on PIN checks (LOCK_EX on card.state). */
+    int turn = cps_state_lock_token(c) == 0;
     rv = c->f->C_GetTokenInfo(c->inner_slot, pInfo);
-    if (shared)
+    if (turn)
         cps_state_unlock(c);
     if (rv == CKR_OK) {
         const cps_state *st = &c->st;
@@ -833,13 +845,14 @@ CPS_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pA
         return rv;
     }
     /* SoftHSM does not call notification callbacks; ours would need a trampoline */
-    int shared = cps_state_lock_sh(c) == 0; /* see C_GetTokenInfo */
+    int turn = cps_state_lock_token(c) == 0; /* see C_GetTokenInfo */
     rv = c->f->C_OpenSession(c->inner_slot, flags, pApplication, NULL, &s->inner);
-    if (shared)
+    if (turn)
         cps_state_unlock(c);
     if (rv == CKR_OK) {
         s->card = c;
         s->insertions = c->st.insertions;
+        s->epoch = c->epoch;
         pthread_mutex_lock(&g_lock);
         s->h = g_next_handle++;
         s->next = *bucket(s->h);

@@ -64,8 +64,13 @@ typedef struct cps_card {
      * another thread may be using) */
     pthread_rwlock_t ops;
     int close_pending;
+    int reload_pending; /* new card files: restart the SoftHSM instance (it never rescans) */
 
     int fd;          /* card.state, opened O_RDWR; -1 when closed */
+    int known;       /* the state file was opened once */
+    int lost;        /* ... and then vanished (deleted, or replaced by another file) */
+    int replaced;    /* a new state file: a new card under the same name */
+    unsigned long epoch; /* bumped when replaced: sessions from before are invalid */
     char raw[CPS_STATE_MAX];
     size_t raw_len;
     cps_state st;
@@ -89,7 +94,7 @@ typedef struct cps_card {
 CPS_HIDDEN void cps_state_defaults(cps_card *c, cps_state *st);
 CPS_HIDDEN int cps_state_refresh(cps_card *c);            /* 0 ok (st.valid says if the file exists) */
 CPS_HIDDEN int cps_state_lock_ex(cps_card *c);            /* flock EX + re-read; 0 ok */
-CPS_HIDDEN int cps_state_lock_sh(cps_card *c);            /* flock SH without re-reading */
+CPS_HIDDEN int cps_state_lock_token(cps_card *c);         /* flock EX without re-reading */
 CPS_HIDDEN void cps_state_unlock(cps_card *c);
 CPS_HIDDEN int cps_state_set_int(cps_card *c, const char *key, long value); /* under lock_ex */
 CPS_HIDDEN void cps_state_close(cps_card *c);

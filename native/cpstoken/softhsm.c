@@ -162,6 +162,9 @@ CK_RV cps_softhsm_load(cps_card *c)
     const char *prev = getenv("SOFTHSM2_CONF");
     char *saved = prev ? strdup(prev) : NULL;
     setenv("SOFTHSM2_CONF", c->conf_path, 1);
+    /* SoftHSM reads its token file here; another process may be rewriting it
+     * during a PIN check (see C_GetTokenInfo in cpstoken.c) */
+    int turn = cps_state_lock_token(c) == 0;
     CK_RV rv = c->f->C_Initialize(&args);
     if (saved) {
         setenv("SOFTHSM2_CONF", saved, 1);
@@ -173,11 +176,15 @@ CK_RV cps_softhsm_load(cps_card *c)
     if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
         rv = CKR_OK;
     if (rv != CKR_OK) {
+        if (turn)
+            cps_state_unlock(c);
         cps_debug("card %s: SoftHSM C_Initialize: 0x%lx", c->id, rv);
         return CKR_DEVICE_ERROR;
     }
     c->inner_init = 1;
     rv = find_inner_slot(c);
+    if (turn)
+        cps_state_unlock(c);
     if (rv != CKR_OK) {
         cps_debug("card %s: no SoftHSM slot: 0x%lx", c->id, rv);
         c->f->C_Finalize(NULL);

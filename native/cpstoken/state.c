@@ -163,11 +163,20 @@ static int open_fd(cps_card *c)
             return 0;
         close(c->fd);
         c->fd = -1;
+        c->lost = 1;
     }
     c->fd = open(c->state_path, O_RDWR | O_CLOEXEC);
     if (c->fd < 0)
         c->fd = open(c->state_path, O_RDONLY | O_CLOEXEC);
-    return c->fd >= 0 ? 0 : -1;
+    if (c->fd < 0) {
+        c->lost = c->known;
+        return -1;
+    }
+    if (c->lost) /* the card directory was deleted and made again (CpsTestCard.destroy/create) */
+        c->replaced = 1;
+    c->lost = 0;
+    c->known = 1;
+    return 0;
 }
 
 static ssize_t read_all(int fd, char *buf, size_t cap)
@@ -231,11 +240,11 @@ int cps_state_lock_ex(cps_card *c)
     return 0;
 }
 
-int cps_state_lock_sh(cps_card *c)
+int cps_state_lock_token(cps_card *c)
 {
     if (open_fd(c) != 0)
         return -1;
-    while (flock(c->fd, LOCK_SH) != 0)
+    while (flock(c->fd, LOCK_EX) != 0)
         if (errno != EINTR)
             return -1;
     return 0;
