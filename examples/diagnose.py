@@ -23,9 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lang", choices=("fr", "en"), default="fr")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="cps-example-") as cards_dir, CpsTestCard(
-        cards_dir, generation="CPS3"
-    ) as card:
+    with (
+        tempfile.TemporaryDirectory(prefix="cps-example-") as cards_dir,
+        CpsTestCard(cards_dir, generation="CPS3") as card,
+    ):
         card.activate()
         card.block_pin()  # as after three wrong PINs
         options = diagnostics.DiagnosticOptions(module=card.module_path, trust="test")

@@ -25,7 +25,8 @@ def main() -> int:
     start = pki.reference_time - dt.timedelta(days=900)
     expired = pki.issue_card(
         TestHolder(card_number="8025000001/2800000199"),
-        not_before=start, not_after=start + dt.timedelta(days=365),
+        not_before=start,
+        not_after=start + dt.timedelta(days=365),
     )
     stranger = TestPki(seed="example-unknown-ca", ca_key_type="rsa2048").issue_card()
 
@@ -42,8 +43,16 @@ def main() -> int:
     for i, result in enumerate(results):
         print(f"{i}: {result.status.name:<16} {result.reason}")
     print("summary:", {status.name: n for status, n in results.counts().items()})
-    expected = ["VALID", "REVOKED", "VALID", "VALID", "VALID", "EXPIRED", "UNKNOWN_ISSUER",
-                "MALFORMED"]
+    expected = [
+        "VALID",
+        "REVOKED",
+        "VALID",
+        "VALID",
+        "VALID",
+        "EXPIRED",
+        "UNKNOWN_ISSUER",
+        "MALFORMED",
+    ]
     return 0 if [r.status.name for r in results] == expected else 1
 
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtensionOID, NameOID, ObjectIdentifier
 
 from cps_middleware.cards import nomenclature as nom
+from cps_middleware.cards._x509 import certificate_from_bytes
 from cps_middleware.cards.oids import (
     NOS_CARD_CATEGORY,
     NOS_CARD_NUMBER,
@@ -289,19 +290,12 @@ def practitioner_from_certificate(
 
 
 def _load(certificate: x509.Certificate | bytes) -> x509.Certificate:
-    if isinstance(certificate, x509.Certificate):
-        return certificate
-    if isinstance(certificate, bytes | bytearray | memoryview):
-        data = bytes(certificate)
-        try:
-            if data.lstrip().startswith(b"-----BEGIN"):
-                return x509.load_pem_x509_certificate(data)
-            return x509.load_der_x509_certificate(data)
-        except ValueError as exc:
-            raise InvalidInput(f"not an X.509 certificate: {exc}") from exc
-    raise InvalidInput(
-        f"expected an x509.Certificate or DER bytes, got {type(certificate).__name__}"
-    )
+    cert = certificate_from_bytes(certificate, unreadable="not an X.509 certificate: {exc}")
+    if cert is None:
+        raise InvalidInput(
+            f"expected an x509.Certificate or DER bytes, got {type(certificate).__name__}"
+        )
+    return cert
 
 
 def _all(name: x509.Name, oid: ObjectIdentifier) -> list[str]:

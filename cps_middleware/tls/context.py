@@ -20,12 +20,13 @@ import os
 import ssl
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from cps_middleware.cards._x509 import certificate_from_bytes
 from cps_middleware.errors import BridgeUnavailable, InvalidInput
 from cps_middleware.tls import _native
 
@@ -41,31 +42,31 @@ PKCS1_CLIENT_SIGALGS = "RSA+SHA256:RSA+SHA384:RSA+SHA512"
 _PKCS11_RSA_PKCS_PSS = 0x000D  # CKM_RSA_PKCS_PSS: PSS on a digest, what TLS needs
 
 
+_T = TypeVar("_T")
+
+
+def _signing(call: Callable[..., _T], *args: Any) -> _T:
+    """*call*, with an ``SSLError`` that a failing signer caused re-raised as the signer's own."""
+    try:
+        return call(*args)
+    except ssl.SSLError:
+        _native.raise_signer_error()
+        raise
+
+
 class _CardSSLSocket(ssl.SSLSocket):
     """SSLSocket that re-raises the signer's own error instead of "EVP lib"."""
 
     def do_handshake(self, block: bool = False) -> None:
         _native.clear_signer_error()
-        try:
-            super().do_handshake(block)
-        except ssl.SSLError:
-            _native.raise_signer_error()
-            raise
+        _signing(super().do_handshake, block)
 
     # TLS 1.2 renegotiation or TLS 1.3 post-handshake authentication sign here.
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
-        try:
-            return super().read(len, buffer)
-        except ssl.SSLError:
-            _native.raise_signer_error()
-            raise
+        return _signing(super().read, len, buffer)
 
     def write(self, data: Any) -> int:
-        try:
-            return super().write(data)
-        except ssl.SSLError:
-            _native.raise_signer_error()
-            raise
+        return _signing(super().write, data)
 
 
 class _CardSSLObject(ssl.SSLObject):
@@ -73,25 +74,13 @@ class _CardSSLObject(ssl.SSLObject):
 
     def do_handshake(self) -> None:
         _native.clear_signer_error()
-        try:
-            super().do_handshake()
-        except ssl.SSLError:
-            _native.raise_signer_error()
-            raise
+        _signing(super().do_handshake)
 
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
-        try:
-            return super().read(len, buffer)
-        except ssl.SSLError:
-            _native.raise_signer_error()
-            raise
+        return _signing(super().read, len, buffer)
 
     def write(self, data: Any) -> int:
-        try:
-            return super().write(data)
-        except ssl.SSLError:
-            _native.raise_signer_error()
-            raise
+        return _signing(super().write, data)
 
 
 @dataclass(frozen=True)
@@ -121,16 +110,9 @@ class CardSSLContext(ssl.SSLContext):
 
 
 def _certificate(value: object) -> x509.Certificate:
-    if isinstance(value, x509.Certificate):
-        return value
-    if isinstance(value, bytes | bytearray | memoryview):
-        data = bytes(value)
-        try:
-            if data.lstrip().startswith(b"-----BEGIN"):
-                return x509.load_pem_x509_certificate(data)
-            return x509.load_der_x509_certificate(data)
-        except ValueError as exc:
-            raise InvalidInput("cannot parse the client certificate") from exc
+    cert = certificate_from_bytes(value, unreadable="cannot parse the client certificate")
+    if cert is not None:
+        return cert
     if isinstance(value, str | os.PathLike):
         with open(value, "rb") as fh:
             return _certificate(fh.read())
