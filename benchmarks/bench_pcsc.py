@@ -2,8 +2,9 @@
 
 Run: ``.venv/bin/python benchmarks/bench_pcsc.py`` (needs pcscd with the vpcd
 readers: ``bash scripts/pcscd.sh start``). Goals: discovery < 50 ms excluding
-card I/O; insertion event < 0.5 s. pyscard's own ``CardMonitor`` is measured
-in the same run for comparison.
+card I/O; insertion event < 0.5 s; an APDU round trip through pcscd and a vpcd
+virtual card < 5 ms (TCP_NODELAY + TCP_QUICKACK: no 40 ms delayed-ACK stall).
+pyscard's own ``CardMonitor`` is measured in the same run for comparison.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from smartcard.CardMonitoring import CardMonitor, CardObserver
 
 from cps_middleware.discovery import discover
-from cps_middleware.pcsc import CardWatcher, EventKind, list_readers
+from cps_middleware.pcsc import CardConnection, CardWatcher, EventKind, list_readers
 from cps_middleware.testing.vpcd import SimpleCpsCard, VirtualCard
 
 PORTS = (35963, 35964)
@@ -43,6 +44,16 @@ def bench_list_readers() -> list[float]:
         t = time.perf_counter()
         list_readers()
         times.append(time.perf_counter() - t)
+    return times
+
+
+def bench_apdu(card: VirtualCard) -> list[float]:
+    times = []
+    with CardConnection(card.reader) as conn:
+        for _ in range(50):
+            t = time.perf_counter()
+            conn.transmit(bytes.fromhex("00200001"))  # VERIFY without data: tries left
+            times.append(time.perf_counter() - t)
     return times
 
 
@@ -103,6 +114,7 @@ def main() -> None:
     try:
         disc = bench_discovery(cards)
         lr = bench_list_readers()
+        apdu = bench_apdu(cards[0])
     finally:
         for c in cards:
             c.remove()
@@ -111,6 +123,7 @@ def main() -> None:
     print("PC/SC benchmark (pcscd + vpcd, 2 virtual cards inserted)")
     print(f"  discover(pkcs11=False)     {_ms(disc)}   goal < 50 ms")
     print(f"  list_readers()             {_ms(lr)}")
+    print(f"  APDU round trip (VERIFY)   {_ms(apdu)}   goal < 5 ms")
     print("insertion event latency (card connects to vpcd -> event delivered)")
     print(f"  CardWatcher (ours)         {_ms(ours)}   goal < 500 ms")
     print(f"  pyscard CardMonitor        {_ms(pyscard)}")

@@ -197,7 +197,7 @@ def async_stalls(
     """Longest event-loop stall while *connections* handshakes sign with a slow key."""
     import asyncio
 
-    from cps_middleware.testing.servers import MutualTlsServer, SlowRSAKey
+    from cps_middleware.testing.servers import MutualTlsServer, SlowRSAKey, max_loop_lag
     from cps_middleware.tls import aio
 
     creds = pki.issue_card(TestHolder())
@@ -219,22 +219,8 @@ def async_stalls(
                 writer.close()
 
             async def run() -> float:
-                stall, stop = 0.0, False
-
-                async def ticker() -> None:
-                    nonlocal stall
-                    last = time.perf_counter()
-                    while not stop:
-                        await asyncio.sleep(0.002)
-                        now = time.perf_counter()
-                        stall = max(stall, now - last - 0.002)
-                        last = now
-
-                task = asyncio.create_task(ticker())
-                await asyncio.gather(*(one() for _ in range(connections)))
-                stop = True
-                await task
-                return stall
+                work = asyncio.gather(*(one() for _ in range(connections)))
+                return (await max_loop_lag(work, tick=0.002))[1]
 
             t = time.perf_counter()
             stall = asyncio.run(run())

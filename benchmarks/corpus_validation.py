@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from cps_middleware.testing._keys import deterministic_key
+from cps_middleware.testing.pki import key_usage
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "validation"
 T = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)  # validation time
@@ -82,21 +83,6 @@ def _dn(cn: str, ou: str = "IGC-SANTE") -> x509.Name:
     )
 
 
-def _ku(**on: bool) -> x509.KeyUsage:
-    names = [
-        "digital_signature",
-        "content_commitment",
-        "key_encipherment",
-        "data_encipherment",
-        "key_agreement",
-        "key_cert_sign",
-        "crl_sign",
-        "encipher_only",
-        "decipher_only",
-    ]
-    return x509.KeyUsage(**{n: on.get(n, False) for n in names})
-
-
 def _ca(subject, key, issuer_name, issuer_key, serial, pathlen, nb, na) -> x509.Certificate:
     b = (
         x509.CertificateBuilder()
@@ -107,7 +93,7 @@ def _ca(subject, key, issuer_name, issuer_key, serial, pathlen, nb, na) -> x509.
         .not_valid_before(nb)
         .not_valid_after(na)
         .add_extension(x509.BasicConstraints(ca=True, path_length=pathlen), True)
-        .add_extension(_ku(key_cert_sign=True, crl_sign=True), True)
+        .add_extension(key_usage("key_cert_sign", "crl_sign"), True)
         .add_extension(x509.CertificatePolicies([x509.PolicyInformation(_ANY_POLICY, None)]), False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .add_extension(
@@ -148,9 +134,9 @@ def _leaf(rng: random.Random, i: int, key, issuer: x509.Certificate, signer, nb,
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()), False
         )
         .add_extension(
-            _ku(digital_signature=True, key_encipherment=True)
+            key_usage("digital_signature", "key_encipherment")
             if auth
-            else _ku(content_commitment=True),
+            else key_usage("content_commitment"),
             True,
         )
         .add_extension(

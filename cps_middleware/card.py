@@ -143,6 +143,10 @@ class CpsCard:
                 ]
             certs = self._certs
             if self._keys is None:
+                if self._token.login_lost:
+                    # Listing private keys would spend the one CardRemoved meant for
+                    # the caller's next signature; the keys are hidden until login anyway.
+                    return certs, []
                 keys = [_key_candidate(k) for k in self._token.private_keys()]
                 # Many tokens hide private keys until login: keep looking until then.
                 if keys or self._token.is_logged_in:

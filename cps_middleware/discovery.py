@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cps_middleware.cards.atr import AtrIdentification, CardGeneration, CardInterface
 from cps_middleware.cards.identity import Practitioner, practitioner_from_certificate
-from cps_middleware.errors import CardRemoved, CpsError, NoReaders
+from cps_middleware.errors import CpsError, NoReaders
 from cps_middleware.pcsc.context import PcscContext
 from cps_middleware.pcsc.readers import ReaderInfo, list_readers
 from cps_middleware.pkcs11 import Module, TokenInfo, load_module
@@ -65,16 +65,9 @@ def match_reader(slot_description: str, reader_names: list[str]) -> str | None:
 
 
 def _holder(module: Module, token: TokenInfo) -> Practitioner | None:
-    for attempt in (0, 1):
-        try:
-            certs = module.open_token(slot_id=token.slot_id).certificates()
-            break
-        except CardRemoved:
-            # The module's Token for this card still held sessions from before the
-            # card was pulled (or pcscd restarted); it has dropped them now. Reading
-            # public certificates again spends nothing, so one more try is safe.
-            if attempt:
-                raise
+    # A Token whose card was pulled and put back since re-opens its session by
+    # itself (cps_middleware.pkcs11): reading public certificates needs no retry here.
+    certs = module.open_token(slot_id=token.slot_id).certificates()
     preferred = [c for c in certs if c.label == _AUTH_LABEL] or certs
     for cert in preferred:
         return practitioner_from_certificate(cert.der, label=cert.label)

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from cps_middleware.cards._x509 import is_ca, public_key_of
 from cps_middleware.cards.identity import (
     CERTIFICATE_LABELS,
     PRIVATE_KEY_LABELS,
@@ -111,11 +112,7 @@ class CertificateCandidate:
 
     @property
     def is_authority(self) -> bool:
-        try:
-            bc = self.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
-        except x509.ExtensionNotFound:
-            return False
-        return bc.value.ca
+        return is_ca(self.certificate)
 
     def describe(self) -> str:
         """One line naming the candidate in error messages and reports."""
@@ -228,7 +225,7 @@ class CertificateCriteria:
             elif when > holder.not_after:
                 why.append(f"expired on {holder.not_after.isoformat()}")
         if self.key_type is not None:
-            actual = key_type_of(cert.public_key())
+            actual = key_type_of(public_key_of(cert))
             if actual != self.key_type:
                 why.append(f"key type is {actual or 'other'}, wanted {self.key_type}")
         if self.holder_id is not None:
@@ -342,7 +339,7 @@ def _labels_pair(certificate: CertificateCandidate, key: KeyCandidate) -> bool:
 
 
 def _public_key_agrees(certificate: CertificateCandidate, key: KeyCandidate) -> bool:
-    cert_key = certificate.certificate.public_key()
+    cert_key = public_key_of(certificate.certificate)
     if key.key_type is not None and key.key_type != key_type_of(cert_key):
         return False
     if key.public_key is None or not isinstance(cert_key, _PUBLIC_KEY_TYPES):

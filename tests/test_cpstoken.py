@@ -392,6 +392,48 @@ def test_token_info_comes_from_the_state(cards: Cards) -> None:
     ]
 
 
+def test_reader_setting_names_the_slot_space_padded(cards: Cards) -> None:
+    reader = "Virtual PCD 35963 00 01"
+    a = cards.add("a-in-reader", reader=reader)
+    cards.add("b-own-reader")
+    cards.add("c-long", reader="R" * 64)
+    rows = cards.run(
+        f"""
+        import ctypes
+        from cps_middleware.testing import _tokenstate as ts
+        from cps_middleware.pkcs11._module import _CkSlotInfo, _Raw
+        raw = _Raw(os.environ["CPS_MODULE"])
+        def described():
+            got = []
+            for slot in lib.get_slots():
+                info = _CkSlotInfo()
+                assert raw("C_GetSlotInfo", ctypes.c_ulong(slot.slot_id), ctypes.byref(info)) == 0
+                got.append(bytes(info.slotDescription).hex())
+            return got
+        out(raw=described())
+        ts.update({str(a)!r}, reader="Another reader")
+        out(raw=described())
+        ts.update({str(a)!r}, reader="")
+        out(raw=described())
+        """
+    )
+
+    def padded(text: str) -> str:
+        return text.encode().ljust(64, b" ").hex()
+
+    own, long = padded("CPS test reader b-own-reader"), padded("R" * 64)
+    assert rows[0] == {"raw": [padded(reader), own, long]}
+    assert rows[1] == {"raw": [padded("Another reader"), own, long]}  # read at each call
+    assert rows[2] == {"raw": [padded("CPS test reader a-in-reader"), own, long]}
+
+
+def test_reader_setting_is_checked_on_the_python_side() -> None:
+    with pytest.raises(ValueError, match="reader"):
+        ts.TokenSettings(label="x", serial="x", reader="R" * 65)
+    with pytest.raises(ValueError, match="reader"):
+        ts.TokenSettings(label="x", serial="x", reader="two\nlines")
+
+
 def test_pin_pad_login_uses_the_pin_typed_on_the_pad(cards: Cards) -> None:
     card = cards.add("c1", pin_pad=True, pad_pin="1234")
     code = """

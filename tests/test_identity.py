@@ -29,6 +29,7 @@ from cps_middleware.cards.oids import (
     NOS_PROFESSION,
 )
 from cps_middleware.errors import InvalidInput
+from cps_middleware.testing.pki import key_usage
 
 SAMPLE = Path(__file__).parent / "data" / "test-cpx-signature-infirmier.der"
 _KEY = ec.generate_private_key(ec.SECP256R1())
@@ -44,17 +45,8 @@ _ISSUER = x509.Name(
 
 
 def _key_usage(*, digital_signature: bool = False, non_repudiation: bool = False) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=digital_signature,
-        content_commitment=non_repudiation,
-        key_encipherment=digital_signature,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    auth = ("digital_signature", "key_encipherment") if digital_signature else ()
+    return key_usage(*auth, *(("content_commitment",) if non_repudiation else ()))
 
 
 def _certificate(

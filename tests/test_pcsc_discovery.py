@@ -77,3 +77,45 @@ def test_discover_with_opensc_merges_token_and_holder(
                     and c.token.slot_description.strip() in (R0, R1)]
     finally:
         cps3.remove()
+
+
+@pytest.mark.pcsc
+def test_test_card_in_a_reader_is_one_card_with_token_and_holder(
+    virtual_card, cps_pki, cps_cards_dir  # type: ignore[no-untyped-def]
+) -> None:
+    """A test card "in" a vpcd reader (its slot named after the reader) and the virtual
+    card inserted there: one entry, with the reader's ATR and the test token."""
+    from cps_middleware.testing.testcard import CpsTestCard, test_token_module
+
+    chip = virtual_card(SimpleCpsCard.cps3(), port=35964)
+    card = CpsTestCard(
+        cps_cards_dir, name="discovery-in-reader", pki=cps_pki, serial="2899000099",
+        label="CPS DISCOVERY", reader=chip.reader,
+    ).create()  # fmt: skip
+    try:
+        def entries() -> list[DiscoveredCard]:
+            return [
+                c for c in discover(module_path=test_token_module())
+                if c.reader == R1 or (c.token is not None and c.token.serial == card.serial)
+            ]  # fmt: skip
+
+        found = entries()
+        assert len(found) == 1, found  # one card, not a PC/SC view and a PKCS#11 view
+        one = found[0]
+        assert one.reader == R1 and one.atr == chip.model.atr
+        assert one.generation is CardGeneration.CPS3
+        assert one.token is not None and one.token.serial == card.serial
+        assert one.token.slot_description == R1  # the padding is gone, the name is whole
+        assert one.holder is not None and one.holder.ps_id_nat == card.holder.ps_idnat
+        assert one.pkcs11_error is None
+
+        card.set_reader(None)  # back in its own test reader: two views again
+        found = entries()
+        assert len(found) == 2
+        pcsc_only = next(c for c in found if c.reader == R1)
+        token_only = next(c for c in found if c.reader is None)
+        assert pcsc_only.token is None and pcsc_only.pkcs11_error
+        assert token_only.token is not None and token_only.token.serial == card.serial
+        assert token_only.token.slot_description == "CPS test reader discovery-in-reader"
+    finally:
+        card.destroy()

@@ -1,4 +1,7 @@
-"""The card watcher against a real pcscd: events, latency, iterators, clean stop."""
+"""The card watcher against a real pcscd: events, iterators, clean stop.
+
+The event latency (goal < 0.5 s) is measured by ``benchmarks/bench_pcsc.py``.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +25,9 @@ def _watcher_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "cps-card-watcher"]
 
 
-def test_insert_remove_events_and_latency(pcscd) -> None:  # type: ignore[no-untyped-def]
+def test_insert_remove_events(pcscd) -> None:  # type: ignore[no-untyped-def]
     card = VirtualCard(SimpleCpsCard.cps3(), port=35963)
     seen: list[CardEvent] = []
-    latencies: list[float] = []
     with CardWatcher(seen.append, readers=[READER]) as watcher:
         events = watcher.events(timeout=5)
         for _ in range(3):
@@ -35,18 +37,13 @@ def test_insert_remove_events_and_latency(pcscd) -> None:  # type: ignore[no-unt
             assert ev.kind is EventKind.CARD_INSERTED and ev.reader == READER
             assert ev.identification is not None
             assert ev.identification.generation is CardGeneration.CPS3
-            latencies.append(ev.timestamp - card.inserted_at)
-            t = time.monotonic()
             card.remove(wait=False)
             ev = next(events)
             assert ev.kind is EventKind.CARD_REMOVED
-            latencies.append(ev.timestamp - t)
     assert not _watcher_threads()
     kinds = [e.kind for e in seen if not e.initial]
     assert kinds == [EventKind.CARD_INSERTED, EventKind.CARD_REMOVED] * 3
     assert seen[0].kind is EventKind.READER_ADDED and seen[0].initial
-    # Goal < 0.5 s: pcscd polls vpcd readers every 0.4 s.
-    assert max(latencies) < 0.5, latencies
 
 
 def test_initial_card_reported(virtual_cps4: VirtualCard) -> None:

@@ -25,6 +25,7 @@ from cps_middleware.errors import (
     CardRemoved,
     FinalTryRefused,
     MechanismUnsupported,
+    NoSuchObject,
     NotLoggedIn,
     PinIncorrect,
     PinLocked,
@@ -241,6 +242,123 @@ def test_login_after_an_unnoticed_reinsert_really_logs_in(cps_card: Any) -> None
         tok.login(Pin("0000"))
     tok.login(Pin(cps_card.pin))
     tok.sign(key, Mechanism.SHA256_RSA_PKCS, b"x")
+
+
+_PUBLIC_READS: dict[str, Callable[[Token], object]] = {
+    "token info": lambda t: t.info.label,
+    "PIN status": lambda t: t.pin_status,
+    "mechanisms": lambda t: t.mechanism_names(),
+    "certificates": lambda t: sorted(c.label for c in t.certificates()),
+    "certificate": lambda t: t.certificate(label=SIGN_CERT).label,
+    "public keys": lambda t: sorted(k.label for k in t.public_keys()),
+    "public key": lambda t: t.public_key(label="CPS_PUB_AUT").label,
+    "data objects": lambda t: sorted(d.label for d in t.data_objects() if not d.private),
+    "data object": lambda t: t.data_object("CPS_NAME_PS"),
+}
+
+
+@pytest.mark.parametrize("logged_in", [False, True], ids=["not-logged-in", "logged-in"])
+def test_reads_needing_no_login_work_at_once_after_a_reinsert(
+    cps_card: Any, logged_in: bool
+) -> None:
+    """A card pulled and put back while the process looked away: the Token handed
+    out again by open_token has dead sessions; what needs no login must not show it."""
+    expected = {}
+    for name, read in _PUBLIC_READS.items():
+        tok = _token(cps_card)
+        expected[name] = read(tok)
+        if logged_in:
+            tok.login(Pin(cps_card.pin))
+            tok.sign(tok.private_key(label=AUTH_KEY), Mechanism.SHA256_RSA_PKCS, b"x")
+        tries = cps_card.state().pin_tries_left
+        cps_card.remove()
+        cps_card.insert()
+        again = _token(cps_card)
+        assert again is tok  # the same Token: one per card
+        assert read(again) == expected[name], name  # the first call works
+        assert read(again) == expected[name], name
+        assert not again.is_logged_in  # the login died with the card; the PIN was not re-sent
+        assert cps_card.state().pin_tries_left == tries
+        again.logout()
+
+
+def test_reads_needing_no_login_retry_through_the_same_token_object(cps_card: Any) -> None:
+    # Without going through open_token: the Token met the dead session itself.
+    tok = _token(cps_card)
+    tok.certificates()
+    for name, read in _PUBLIC_READS.items():
+        cps_card.remove()
+        cps_card.insert()
+        assert read(tok) is not None, name
+
+
+_LOGIN_OPS: dict[str, Callable[[Token, Any], object]] = {
+    "private keys": lambda t, k: t.private_keys(),
+    "private key": lambda t, k: t.private_key(label=SIGN_KEY),
+    "sign": lambda t, k: t.sign(k, Mechanism.SHA256_RSA_PKCS, b"x"),
+    "decrypt": lambda t, k: t.decrypt(k, Mechanism.RSA_PKCS, b"\0" * 256),
+    "private data object": lambda t, k: t.data_object("CPS_ACTIVITY_01_PS"),
+}
+
+
+@pytest.mark.parametrize("op", list(_LOGIN_OPS))
+def test_operations_needing_the_login_raise_card_removed_once_after_a_reinsert(
+    cps_card: Any, op: str
+) -> None:
+    run = _LOGIN_OPS[op]
+    tok = _token(cps_card)
+    tok.login(Pin(cps_card.pin))
+    key = tok.private_key(label=AUTH_KEY)
+    sign_key = tok.private_key(label=SIGN_KEY)
+    assert {d.label for d in tok.data_objects()} >= {"CPS_ACTIVITY_01_PS", "CPS_SIT_FACT"}
+    tries = cps_card.state().pin_tries_left
+    cps_card.remove()
+    cps_card.insert()
+    tok = _token(cps_card)
+    with pytest.raises(CardRemoved) as e:
+        run(tok, key)
+    assert "log in again" in (e.value.hint or "")
+    assert cps_card.state().pin_tries_left == tries  # no PIN was sent by the library
+    # Exactly once: from now on the token is simply not logged in.
+    if op == "sign":
+        with pytest.raises(NotLoggedIn):
+            run(tok, key)
+    elif op == "private keys":
+        assert run(tok, key) == []  # the test token hides private keys before login
+    elif op != "decrypt":
+        with pytest.raises(NoSuchObject):
+            run(tok, key)
+    assert not tok.is_logged_in
+    tok.login(Pin(cps_card.pin))  # a fresh login, and everything works again
+    assert {k.label for k in tok.private_keys()} == {AUTH_KEY, SIGN_KEY}
+    assert tok.private_key(label=SIGN_KEY) == sign_key
+    assert tok.data_object("CPS_ACTIVITY_01_PS") == b"activity=cabinet;mode=liberal"
+    pad = padding.PKCS1v15()
+    _verify(tok, AUTH_CERT, tok.sign(key, Mechanism.SHA256_RSA_PKCS, b"after"), b"after", pad)
+    tok.logout()
+
+
+def test_card_facade_after_a_reinsert(cps_card: Any) -> None:
+    from cps_middleware.card import open_card
+
+    card = open_card(cps_card.module_path, serial=cps_card.serial)
+    holder = card.holder
+    card.login(Pin(cps_card.pin))
+    key = card.private_key("sign")
+    key.sign(b"x", padding.PKCS1v15(), hashes.SHA256())
+    cps_card.remove()
+    cps_card.insert()
+    card = open_card(cps_card.module_path, serial=cps_card.serial)
+    assert card.holder == holder and card.pin_status is PinStatus.OK  # no error first
+    assert len(card.certificates()) == 4
+    with pytest.raises(CardRemoved):
+        key.sign(b"x", padding.PKCS1v15(), hashes.SHA256())
+    card.login(Pin(cps_card.pin))
+    sig = key.sign(b"x", padding.PKCS1v15(), hashes.SHA256())
+    card.certificate("sign").public_key().verify(  # type: ignore[union-attr]
+        sig, b"x", padding.PKCS1v15(), hashes.SHA256()
+    )
+    card.logout()
 
 
 def test_pin_pad_reader_logs_in_without_a_pin(cps_card_factory: CardFactory) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from cps_middleware.errors import CardRemoved
 from cps_middleware.testing.pki import CardCredentials, TestHolder, TestPki
-from cps_middleware.testing.servers import MutualTlsServer, ServerPki, SlowRSAKey
+from cps_middleware.testing.servers import MutualTlsServer, ServerPki, SlowRSAKey, max_loop_lag
 from cps_middleware.tls import _native, client_context
 from cps_middleware.tls.aio import aiohttp_connector, httpx_transport, open_connection
 
@@ -31,30 +31,6 @@ def _slow_ctx(creds: CardCredentials, server: MutualTlsServer) -> tuple[ssl.SSLC
         key, creds.authentication.certificate, chain=creds.chain[:1], cadata=server.ca_pem
     )
     return ctx, key
-
-
-async def _max_loop_lag(work: Awaitable[Any]) -> tuple[Any, float]:
-    """Run *work* while a ticker measures the longest stall of the event loop."""
-    lag = 0.0
-    stop = False
-
-    async def ticker() -> None:
-        nonlocal lag
-        last = time.perf_counter()
-        while not stop:
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            lag = max(lag, now - last - 0.005)
-            last = now
-
-    task = asyncio.create_task(ticker())
-    await asyncio.sleep(0.01)
-    try:
-        result = await work
-    finally:
-        stop = True
-        await task
-    return result, lag
 
 
 async def _streams_get(server: MutualTlsServer, ctx: ssl.SSLContext) -> dict[str, Any]:
@@ -102,7 +78,7 @@ def test_loop_keeps_running_while_card_signs(
     async def main() -> tuple[list[dict[str, Any]], float]:
         # three connections at once: each waits 200 ms for "the card"
         work = asyncio.gather(*(CLIENTS[client](cps_tls_server, ctx) for _ in range(3)))
-        return await _max_loop_lag(work)
+        return await max_loop_lag(work)
 
     t = time.perf_counter()
     bodies, lag = asyncio.run(main())
@@ -129,7 +105,7 @@ def test_plain_context_blocks_the_loop(
         return data
 
     async def main() -> float:
-        return (await _max_loop_lag(plain()))[1]
+        return (await max_loop_lag(plain()))[1]
 
     assert asyncio.run(main()) >= DELAY * 0.9
 

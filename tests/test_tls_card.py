@@ -36,9 +36,13 @@ def open_logged_in() -> Iterator[Callable[[CpsTestCard], CpsCard]]:
             card.close()
 
 
-def _get(url: str, ctx: ssl.SSLContext) -> dict[str, object]:
+def _page(url: str, ctx: ssl.SSLContext) -> str:
     with urllib.request.urlopen(url, context=ctx, timeout=20) as r:
-        return json.load(r)  # type: ignore[no-any-return]
+        return r.read().decode()  # type: ignore[no-any-return]
+
+
+def _get(url: str, ctx: ssl.SSLContext) -> dict[str, object]:
+    return json.loads(_page(url, ctx))  # type: ignore[no-any-return]
 
 
 def test_cps3_card_tls12_pkcs1(
@@ -62,8 +66,7 @@ def test_cps4_card_tls13_pss(
     card = open_logged_in(cps4_card)
     server = cps_openssl_server_factory()
     ctx = client_context(card, cadata=server.ca_pem.decode())
-    with urllib.request.urlopen(server.url, context=ctx, timeout=20) as r:
-        page = r.read().decode()
+    page = _page(server.url, ctx)
     assert "Protocol  : TLSv1.3" in page
     assert "Peer signature type: RSA-PSS" in page
 
@@ -88,8 +91,7 @@ def test_cps3_card_against_server_offering_pss_first(
         client_sigalgs="rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pkcs1_sha256"
     )
     ctx = client_context(card, cadata=server.ca_pem.decode())
-    with urllib.request.urlopen(server.url, context=ctx, timeout=20) as r:
-        page = r.read().decode()
+    page = _page(server.url, ctx)
     assert "Protocol  : TLSv1.2" in page
     assert re.search(r"Peer signature type: RSA\b(?!-PSS)", page)
 
@@ -181,6 +183,7 @@ def test_async_loop_runs_while_the_card_signs(
     import asyncio
     import time
 
+    from cps_middleware.testing.servers import max_loop_lag
     from cps_middleware.tls.aio import open_connection
 
     card = open_logged_in(cps4_card)
@@ -197,24 +200,13 @@ def test_async_loop_runs_while_the_card_signs(
             writer.close()
             return data
 
-        async def main() -> tuple[bytes, float, float]:
-            stall, stop = 0.0, False
-
-            async def ticker() -> None:
-                nonlocal stall
-                last = time.perf_counter()
-                while not stop:
-                    await asyncio.sleep(0.005)
-                    now = time.perf_counter()
-                    stall = max(stall, now - last - 0.005)
-                    last = now
-
-            task = asyncio.create_task(ticker())
+        async def timed_get() -> tuple[bytes, float]:
             t = time.perf_counter()
             data = await get()
-            elapsed = time.perf_counter() - t
-            stop = True
-            await task
+            return data, time.perf_counter() - t
+
+        async def main() -> tuple[bytes, float, float]:
+            (data, elapsed), stall = await max_loop_lag(timed_get())
             return data, stall, elapsed
 
         data, stall, elapsed = asyncio.run(main())

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from cps_middleware.errors import ValidationSetupError
+from cps_middleware.testing.pki import key_usage
 from cps_middleware.validation import (
     Status,
     TrustStore,
@@ -91,23 +92,7 @@ def make(
     if ca is not None:
         b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=pathlen), critical=True)
     if ku is not None:
-        flags = dict.fromkeys(
-            [
-                "digital_signature",
-                "content_commitment",
-                "key_encipherment",
-                "data_encipherment",
-                "key_agreement",
-                "key_cert_sign",
-                "crl_sign",
-                "encipher_only",
-                "decipher_only",
-            ],
-            False,
-        )
-        for u in ku:
-            flags[u] = True
-        b = b.add_extension(x509.KeyUsage(**flags), critical=True)
+        b = b.add_extension(key_usage(*ku), critical=True)
     if eku is not None:
         b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
     if policies is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from smartcard import scard
 
@@ -92,17 +90,11 @@ def test_apdus_through_pcscd(virtual_cps3: VirtualCard) -> None:
         assert conn.atr == virtual_cps3.model.atr
         data, sw = conn.transmit(bytes.fromhex("00A4020402D003"))  # 61xx → GET RESPONSE
         assert sw.value == 0x9000 and data[0] == 0x62
-        times = []
-        for _ in range(50):
-            t = time.perf_counter()
-            _data, sw = conn.transmit(bytes.fromhex("00200001"))
-            times.append(time.perf_counter() - t)
+        _data, sw = conn.transmit(bytes.fromhex("00200001"))
         assert sw.tries_left == 3
     logged = [c for c, _r in virtual_cps3.apdu_log]
     assert bytes.fromhex("00C0000017") in logged
-    # TCP_NODELAY + TCP_QUICKACK: far below the 40 ms delayed-ACK stall per APDU.
-    times.sort()
-    assert times[len(times) // 2] < 0.005, times
+    # The round-trip time per APDU (goal < 5 ms) is measured by benchmarks/bench_pcsc.py.
 
 
 @pytest.mark.pcsc

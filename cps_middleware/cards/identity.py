@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtensionOID, NameOID, ObjectIdentifier
 
 from cps_middleware.cards import nomenclature as nom
-from cps_middleware.cards._x509 import certificate_from_bytes
+from cps_middleware.cards._x509 import certificate_from_bytes, extensions_of
 from cps_middleware.cards.oids import (
     NOS_CARD_CATEGORY,
     NOS_CARD_NUMBER,
@@ -246,7 +246,7 @@ def practitioner_from_certificate(
             id_type, id_number = parsed
             break
 
-    extensions = {ext.oid: ext.value for ext in cert.extensions}
+    extensions = {ext.oid: ext.value for ext in extensions_of(cert)}
     profession_code = _nos_value(extensions, NOS_PROFESSION, _decimal_code, problems)
     card_type_code = _nos_value(extensions, NOS_CARD_TYPE, _two_digit_code, problems)
     category_code = _nos_value(extensions, NOS_CARD_CATEGORY, _hex_code, problems)

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from cps_middleware.card import CpsCard
+from cps_middleware.cards._x509 import is_ca
 from cps_middleware.cards.atr import CardGeneration, CardInterface
 from cps_middleware.cards.identity import Practitioner
 from cps_middleware.diagnostics.framework import Check, CheckContext, Finding, error_details
@@ -476,7 +476,7 @@ def check_certificates(ctx: CheckContext) -> Finding:
     ctx.data["selected"] = paired
     ctx.data["certs"] = certs
     all_certs = card.certificates()
-    ctx.data["ca_certificates"] = [c for c in all_certs if _is_ca(c)]
+    ctx.data["ca_certificates"] = [c for c in all_certs if is_ca(c)]
     keys_visible = len(card.token.private_keys())
     details: dict[str, Any] = {
         "certificates": len(all_certs),
@@ -530,13 +530,6 @@ def check_certificates(ctx: CheckContext) -> Finding:
         "Authentication and signature certificates present, each with its private key.",
         **details,
     )
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
 
 
 def check_holder(ctx: CheckContext) -> Finding:

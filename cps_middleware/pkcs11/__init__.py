@@ -50,7 +50,13 @@ from cps_middleware.pkcs11._module import (
     loaded_modules,
 )
 from cps_middleware.pkcs11._pin import Pin, PinStatus, Puk
-from cps_middleware.pkcs11._token import DataObject, KeyRef, StoredCertificate, Token
+from cps_middleware.pkcs11._token import (
+    DataObject,
+    KeyRef,
+    StoredCertificate,
+    Token,
+    UnblockNotSupported,
+)
 
 __all__ = [
     "CKR",
@@ -71,6 +77,7 @@ __all__ = [
     "Token",
     "TokenFlags",
     "TokenInfo",
+    "UnblockNotSupported",
     "candidate_paths",
     "code_name",
     "diagnose",

@@ -592,7 +592,12 @@ class Module:
             if token is None or token.closed:
                 token = Token(self, info)
                 self._tokens[key] = token
-            return token
+                return token
+        # The card may have been pulled and put back (or reset) since this Token
+        # last talked to it: let it notice now, not at the caller's first call.
+        # Outside the module lock: a Token takes its own lock, then the module's.
+        token._revalidate()
+        return token
 
     def _px_token(self, slot_id: int) -> Any:
         """python-pkcs11's Token object of a slot."""

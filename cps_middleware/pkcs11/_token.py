@@ -10,6 +10,14 @@ handles and raises :class:`~cps_middleware.errors.CardRemoved`. After the card
 is put back the next :meth:`Token.login` (with the PIN asked again: it is never
 kept) opens fresh sessions and keys are found again by label/CKA_ID.
 
+A card pulled and put back (or reset by another process) while this process
+looked away leaves the Token with dead sessions. What needs no login (token
+information, PIN status, mechanisms, certificates, public keys, data objects)
+opens a new session and tries once more, so nobody sees the dead session.
+What needs the login (private keys, signing, decrypting, private objects)
+raises CardRemoved once, saying to log in again, and then NotLoggedIn until the
+holder logs in: the PIN is never kept, so the library cannot log in by itself.
+
 The PIN rules of DOMAIN.md hold here: flags are read before every login; a
 blocked PIN is refused without calling C_Login; the final try is spent only
 with ``allow_final_try=True``; nothing is ever retried.
@@ -22,9 +30,9 @@ import contextlib
 import ctypes
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import pkcs11 as _p11
 from cryptography import x509
@@ -38,6 +46,7 @@ from cps_middleware.errors import (
     MultipleObjects,
     NoSuchObject,
     NotLoggedIn,
+    PinError,
     PinFormatError,
     PinIncorrect,
     PinLocked,
@@ -66,9 +75,27 @@ from cps_middleware.pkcs11._pin import Pin, PinStatus, Puk
 if TYPE_CHECKING:
     from cps_middleware.pkcs11._module import Module
 
-__all__ = ["DataObject", "KeyRef", "StoredCertificate", "Token"]
+__all__ = ["DataObject", "KeyRef", "StoredCertificate", "Token", "UnblockNotSupported"]
 
 log = logging.getLogger("cps_middleware.pkcs11")
+
+T = TypeVar("T")
+
+CKR_FUNCTION_NOT_SUPPORTED: Final = 0x54
+OPENSC_UNBLOCK_SETTING: Final = "user_pin_unblock_style = init_pin_in_so_session;"
+
+
+class UnblockNotSupported(PinError):
+    """The middleware refuses to unblock the holder PIN through PKCS#11 as configured
+    (OpenSC without ``user_pin_unblock_style = init_pin_in_so_session``)."""
+
+    default_hint = (
+        "OpenSC unblocks a PIN (C_InitPIN in an SO session) only when its configuration "
+        f"says `{OPENSC_UNBLOCK_SETTING}` in the `app opensc-pkcs11 {{ pkcs11 {{ ... }} }}` "
+        "block of the file OPENSC_CONF names (default /etc/opensc/opensc.conf); it reads "
+        "it when the module starts, so add the setting and restart the application. "
+        "The ANS middleware (Cryptolib CPS) has no such limit"
+    )
 
 CKR_PIN_INCORRECT: Final = 0xA0
 CKR_PIN_LOCKED: Final = 0xA4
@@ -162,6 +189,9 @@ class Token:
         # when it comes back.
         self._close_on_return: set[int] = set()
         self._logged_in = False
+        # The login was lost to a card removal/reset nobody was told about yet:
+        # the next operation that needs it raises CardRemoved (once).
+        self._login_lost = False
         self._forked = False
         self._mechanisms: frozenset[int] | None = None
         self.closed = False
@@ -191,6 +221,13 @@ class Token:
         with self._lock:
             self._check_fork()
             return self._logged_in
+
+    @property
+    def login_lost(self) -> bool:
+        """The holder was logged in, and the card was pulled or reset since: the next
+        operation that needs the login raises CardRemoved (once)."""
+        with self._lock:
+            return self._login_lost
 
     @property
     def info(self) -> TokenInfo:
@@ -264,7 +301,55 @@ class Token:
         with self._lock:
             if self._logged_in or self._main is not None or self._idle:
                 log.info("card %r removed: sessions dropped, a new login is needed", self.label)
+            if self._logged_in:
+                self._login_lost = True
             self._drop(close=close)
+
+    def _login_lost_error(self, function: str) -> CardRemoved:
+        """The one CardRemoved telling that the login died with the card (and forgetting
+        it: from now on the token is simply not logged in)."""
+        self._login_lost = False
+        return CardRemoved(
+            f"card {self.label!r} was pulled out or reset since the holder logged in: "
+            "the login is lost",
+            function=function,
+            module=self._module.resolved_path,
+            hint="log in again with the holder PIN (it is never kept, so the library "
+            "cannot do it by itself)",
+        )
+
+    def _revalidate(self) -> None:
+        """Notice now whether the card was pulled / reset since the sessions were opened
+        (one C_GetSessionInfo), so that a Token handed out again starts clean."""
+        with self._lock:
+            self._check_fork()
+            if self._main is not None and not self.closed:
+                self._main_session()
+
+    def _public(self, op: Callable[[], T]) -> T:
+        """Run an operation that needs no login; when it meets a dead session (the card
+        was pulled and put back, or reset, since), open a new one and try once more.
+        A second CardRemoved is real (the card is out) and propagates."""
+        with self._lock:
+            self._check_fork()
+            try:
+                return op()
+            except CardRemoved as exc:
+                log.debug("%r: %s on a dead session; trying once more", self.label,
+                          exc.code_name)  # fmt: skip
+                if self._main is not None:  # _handle dropped it unless the error came earlier
+                    self._lost(close=False)
+            return op()
+
+    def _private(self, op: Callable[[], T]) -> T:
+        """Run an operation that needs the login: a CardRemoved it meets is the one that
+        tells the caller the login is lost; the next call says NotLoggedIn."""
+        try:
+            return op()
+        except CardRemoved:
+            with self._lock:
+                self._login_lost = False
+            raise
 
     def _handle(self, exc: CpsError) -> None:
         """Bookkeeping for an error seen by an operation; the caller re-raises."""
@@ -315,16 +400,26 @@ class Token:
             return None
         info = (ctypes.c_ulong * 4)()  # CK_SESSION_INFO: slot, state, flags, device error
         rv = self._module._raw_call("C_GetSessionInfo", ctypes.c_ulong(self._main.handle), info)
-        if rv == CKR_OK:
+        if rv == CKR_OK and int(info[0]) == self._slot_id:
             return int(info[1])
+        # Gone; or the module gave the number to a new session of another slot
+        # (OpenSC reuses freed handles): not ours to close.
         self._lost(close=rv in (0x32, 0xE0))
         return None
 
     def _main_session(self) -> Any:
         """The main session, opened on first use (read/write: CPS_DATA is writable) and
         opened again when the card came back since."""
-        if self._main is None or self._main_state() is None:
+        state = self._main_state()
+        if state is None:
             self._main = self._open(rw=True)
+        elif self._logged_in and state not in (1, 3):
+            # The session survived but its login did not (the card was reset:
+            # OpenSC keeps the session and forgets the login).
+            log.info("card %r was reset: the login is lost", self.label)
+            self._logged_in = False
+            self._login_lost = True
+            self._empty_pool(close=True)
         return self._main
 
     def _checkout(self, function: str) -> _Pooled:
@@ -334,6 +429,8 @@ class Token:
                 if self.closed:
                     raise Pkcs11Error("the token was closed", module=self._module.resolved_path)
                 if not self._logged_in:
+                    if self._login_lost:
+                        raise self._login_lost_error(function)
                     raise NotLoggedIn(
                         f"card {self.label!r} is not logged in (or was removed, or this "
                         "process was forked since): log in with the holder PIN",
@@ -428,6 +525,7 @@ class Token:
             self._pin_guard(info, "C_Login", allow_final_try)
             fresh = self._main is None
             session = self._main_session()
+            self._login_lost = False  # the caller is logging in again: nothing left to tell
             if pad:
                 log.info("waiting for the PIN on the reader's PIN pad (%r)", self.label)
                 rv = self._module._raw_call(
@@ -480,6 +578,7 @@ class Token:
         """Log out (C_Logout) and close the signing sessions."""
         with self._lock:
             self._check_fork()
+            self._login_lost = False
             if not self._logged_in or self._main is None:
                 self._logged_in = False
                 return
@@ -522,7 +621,9 @@ class Token:
         is refused while a read-only session is open); log in again afterwards.
 
         Raises PukIncorrect (``tries_left`` when the flags tell), PukLocked, or
-        FinalTryRefused when one PUK try is left and ``allow_final_try`` is not set.
+        FinalTryRefused when one PUK try is left and ``allow_final_try`` is not set;
+        UnblockNotSupported when OpenSC is not configured to unblock (its hint says
+        the setting to add).
         """
         if not isinstance(puk, Puk) or not isinstance(new_pin, Pin):
             raise PinFormatError("give a cps_middleware.pkcs11.Puk and a Pin")
@@ -544,6 +645,7 @@ class Token:
                     "allow_final_try=True",
                 )  # fmt: skip
             self._drop(close=True)
+            self._login_lost = False
             session = self._open(rw=True)
             try:
                 p = puk._reveal()
@@ -559,6 +661,13 @@ class Token:
                         "C_InitPIN", ctypes.c_ulong(session.handle), n, len(n)
                     )
                     del n
+                    if rv == CKR_FUNCTION_NOT_SUPPORTED and self._is_opensc():
+                        raise UnblockNotSupported(
+                            f"OpenSC refused to unblock the holder PIN of {self.label!r}: "
+                            "it is not configured to (the PIN is still blocked)",
+                            function="C_InitPIN", code=rv, code_name=_ckr.code_name(rv),
+                            module=mod,
+                        )  # fmt: skip
                     if rv != CKR_OK:
                         raise _ckr.error_for(rv, function="C_InitPIN", module=mod)
                 finally:
@@ -570,6 +679,10 @@ class Token:
                 with contextlib.suppress(CpsError):
                     self._module._call("C_CloseSession", session.close)
             log.info("holder PIN of %r unblocked", self.label)
+
+    def _is_opensc(self) -> bool:
+        m = self._module
+        return "OpenSC" in m.manufacturer or "opensc" in m.resolved_path.rsplit("/", 1)[-1]
 
     def _wrong_puk(self, rv: int) -> CpsError:
         mod = self._module.resolved_path
@@ -598,13 +711,17 @@ class Token:
         with self._lock:
             self._check_fork()
             if self._mechanisms is None:
-                tok = self._token_obj()
-                try:
-                    mechs = self._module._call("C_GetMechanismList", tok.slot.get_mechanisms)
-                except CpsError as exc:
-                    self._handle(exc)
-                    raise
-                self._mechanisms = frozenset(int(m) for m in mechs)
+
+                def read() -> frozenset[int]:
+                    tok = self._token_obj()
+                    try:
+                        mechs = self._module._call("C_GetMechanismList", tok.slot.get_mechanisms)
+                    except CpsError as exc:
+                        self._handle(exc)
+                        raise
+                    return frozenset(int(m) for m in mechs)
+
+                self._mechanisms = self._public(read)
             return self._mechanisms
 
     def mechanism_names(self) -> list[str]:
@@ -643,7 +760,10 @@ class Token:
                 template[_A.LABEL] = label
             if id is not None:
                 template[_A.ID] = bytes(id)
-            return self._search(self._main_session(), template)
+            session = self._main_session()
+            if cls == _OC.PRIVATE_KEY and self._login_lost:
+                raise self._login_lost_error("C_FindObjects")
+            return self._search(session, template)
 
     def _one(self, kind: str, found: list[Any], label: str | None, id: bytes | None) -> Any:
         what = ", ".join(
@@ -675,12 +795,16 @@ class Token:
 
     def certificates(self) -> list[StoredCertificate]:
         """Every certificate object (no login needed)."""
-        return [self._certificate(o) for o in self._objects(_OC.CERTIFICATE, None, None)]
+        return self._public(
+            lambda: [self._certificate(o) for o in self._objects(_OC.CERTIFICATE, None, None)]
+        )
 
     def certificate(self, label: str | None = None, id: bytes | None = None) -> StoredCertificate:
         """The one certificate with this label and/or CKA_ID (NoSuchObject / MultipleObjects)."""
-        return self._certificate(
-            self._one("certificate", self._objects(_OC.CERTIFICATE, label, id), label, id)
+        return self._public(
+            lambda: self._certificate(
+                self._one("certificate", self._objects(_OC.CERTIFICATE, label, id), label, id)
+            )
         )
 
     def _keyref(self, obj: Any, object_class: str) -> KeyRef:
@@ -712,25 +836,39 @@ class Token:
         )
 
     def private_keys(self) -> list[KeyRef]:
-        """Every private key the session can see (log in first: most tokens hide them)."""
-        return [self._keyref(o, "private") for o in self._objects(_OC.PRIVATE_KEY, None, None)]
+        """Every private key the session can see (log in first: most tokens hide them).
+
+        Raises CardRemoved (once) when the login was lost to a card removal/reset."""
+        return self._private(
+            lambda: [
+                self._keyref(o, "private") for o in self._objects(_OC.PRIVATE_KEY, None, None)
+            ]
+        )
 
     def private_key(self, label: str | None = None, id: bytes | None = None) -> KeyRef:
         """The one private key with this label and/or CKA_ID."""
-        found = self._objects(_OC.PRIVATE_KEY, label, id)
-        return self._keyref(self._one("private key", found, label, id), "private")
+
+        def find() -> KeyRef:
+            found = self._objects(_OC.PRIVATE_KEY, label, id)
+            return self._keyref(self._one("private key", found, label, id), "private")
+
+        return self._private(find)
 
     def public_keys(self) -> list[KeyRef]:
-        return [self._keyref(o, "public") for o in self._objects(_OC.PUBLIC_KEY, None, None)]
+        return self._public(
+            lambda: [self._keyref(o, "public") for o in self._objects(_OC.PUBLIC_KEY, None, None)]
+        )
 
     def public_key(self, label: str | None = None, id: bytes | None = None) -> KeyRef:
-        found = self._objects(_OC.PUBLIC_KEY, label, id)
-        return self._keyref(self._one("public key", found, label, id), "public")
+        def find() -> KeyRef:
+            found = self._objects(_OC.PUBLIC_KEY, label, id)
+            return self._keyref(self._one("public key", found, label, id), "public")
 
-    def data_objects(self) -> list[DataObject]:
-        """Every data object visible (the private ones only after login)."""
+        return self._public(find)
+
+    def _data(self, label: str | None) -> list[DataObject]:
         out = []
-        for o in self._objects(_OC.DATA, None, None):
+        for o in self._objects(_OC.DATA, label, None):
             a = self._attrs(o, (_A.LABEL, _A.APPLICATION, _A.VALUE, _A.PRIVATE))
             out.append(
                 DataObject(
@@ -742,10 +880,19 @@ class Token:
             )
         return out
 
+    def data_objects(self) -> list[DataObject]:
+        """Every data object visible (the private ones only after login)."""
+        return self._public(lambda: self._data(None))
+
     def data_object(self, label: str) -> bytes:
-        """The value of the one data object with this label (CPS_ID_CARD ...)."""
-        obj = self._one("data object", self._objects(_OC.DATA, label, None), label, None)
-        return bytes(self._attrs(obj, (_A.VALUE,)).get(_A.VALUE, b"") or b"")
+        """The value of the one data object with this label (CPS_ID_CARD ...).
+
+        A private object after the login was lost to a card removal/reset:
+        CardRemoved (once), not NoSuchObject."""
+        found = self._public(lambda: self._data(label))
+        if not found and self._login_lost:
+            raise self._login_lost_error("C_FindObjects")
+        return self._one("data object", found, label, None).value  # type: ignore[no-any-return]
 
     # -- private-key operations ------------------------------------------------------
 
@@ -841,8 +988,10 @@ class Token:
         CardRemoved, or the mapped error of the failing call.
         """
         param = check_params(int(mechanism), pss_params)
-        return self._operate(
-            "C_Sign", "sign", key, int(mechanism), data, param, pin, allow_final_try
+        return self._private(
+            lambda: self._operate(
+                "C_Sign", "sign", key, int(mechanism), data, param, pin, allow_final_try
+            )
         )
 
     def decrypt(
@@ -855,7 +1004,9 @@ class Token:
     ) -> bytes:
         """Decrypt ``data`` with ``key`` (``CKM_RSA_PKCS`` or ``CKM_RSA_PKCS_OAEP``)."""
         param = check_params(int(mechanism), None, oaep_params)
-        return self._operate("C_Decrypt", "decrypt", key, int(mechanism), data, param)
+        return self._private(
+            lambda: self._operate("C_Decrypt", "decrypt", key, int(mechanism), data, param)
+        )
 
     async def sign_async(
         self,
@@ -880,6 +1031,7 @@ class Token:
         with self._lock:
             self._check_fork()
             self._drop(close=True)
+            self._login_lost = False
             self.closed = True
             key = self.serial or f"slot:{self._slot_id}"
             if self._module._tokens.get(key) is self:

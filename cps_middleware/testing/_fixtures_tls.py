@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -31,37 +32,36 @@ def cps_tls_server(cps_pki: TestPki, cps_server_pki: ServerPki) -> Iterator[Mutu
         yield server
 
 
-@pytest.fixture
-def cps_tls_server_factory(
-    cps_pki: TestPki, cps_server_pki: ServerPki
-) -> Iterator[Callable[..., MutualTlsServer]]:
-    started: list[MutualTlsServer] = []
+_Server = TypeVar("_Server", MutualTlsServer, OpenSslServer)
 
-    def factory(**kwargs: object) -> MutualTlsServer:
+
+def _server_factory(
+    server_class: type[_Server], cps_pki: TestPki, cps_server_pki: ServerPki
+) -> Iterator[Callable[..., _Server]]:
+    """``factory(**kwargs)``: a started *server_class* trusting ``cps_pki``; all stopped after."""
+    started: list[_Server] = []
+
+    def factory(**kwargs: object) -> _Server:
         kwargs.setdefault("server_pki", cps_server_pki)
         kwargs.setdefault("client_cas", list(cps_pki.ca_certificates))
-        server = MutualTlsServer(**kwargs).start()  # type: ignore[arg-type]
+        server = server_class(**kwargs).start()  # type: ignore[arg-type]
         started.append(server)
         return server
 
     yield factory
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def cps_tls_server_factory(
+    cps_pki: TestPki, cps_server_pki: ServerPki
+) -> Iterator[Callable[..., MutualTlsServer]]:
+    yield from _server_factory(MutualTlsServer, cps_pki, cps_server_pki)
 
 
 @pytest.fixture
 def cps_openssl_server_factory(
     cps_pki: TestPki, cps_server_pki: ServerPki
 ) -> Iterator[Callable[..., OpenSslServer]]:
-    started: list[OpenSslServer] = []
-
-    def factory(**kwargs: object) -> OpenSslServer:
-        kwargs.setdefault("server_pki", cps_server_pki)
-        kwargs.setdefault("client_cas", list(cps_pki.ca_certificates))
-        server = OpenSslServer(**kwargs).start()  # type: ignore[arg-type]
-        started.append(server)
-        return server
-
-    yield factory
-    for server in started:
-        server.stop()
+    yield from _server_factory(OpenSslServer, cps_pki, cps_server_pki)

@@ -84,7 +84,10 @@ class TokenSettings:
     open so that fixtures can make keys through the module). ``pad_pin`` is
     what the simulated PIN pad "types" when ``pin_pad`` is set and the
     application logs in with no PIN. ``softhsm_module`` overrides the SoftHSM
-    library path (default: the usual Debian/Fedora paths).
+    library path (default: the usual Debian/Fedora paths). ``reader``, when set, is
+    the slot description (a PC/SC reader name, at most 64 bytes): a test card
+    "in" that reader, so that discovery shows it and the PC/SC card there as one
+    card; empty: ``CPS test reader <card-id>``.
     """
 
     label: str
@@ -99,6 +102,7 @@ class TokenSettings:
     pin_pad: bool = False
     pad_pin: str = field(default="", repr=False)
     softhsm_module: str = ""
+    reader: str = ""
 
     def __post_init__(self) -> None:
         # Derived defaults (the C side applies the same ones to a hand-written file).
@@ -108,7 +112,9 @@ class TokenSettings:
         self._validate()
 
     def _validate(self) -> None:
-        limits = (("label", 32), ("manufacturer", 32), ("model", 16), ("serial", 16))
+        limits = (
+            ("label", 32), ("manufacturer", 32), ("model", 16), ("serial", 16), ("reader", 64)
+        )  # fmt: skip
         for name, limit in limits:
             value = getattr(self, name)
             if len(value.encode()) > limit or "\n" in value:
@@ -196,6 +202,7 @@ _STR_FIELDS: Final = (
     "model",
     "pad_pin",
     "softhsm_module",
+    "reader",
 )
 _KNOWN: Final = frozenset((*_INT_FIELDS, *_BOOL_FIELDS, *_STR_FIELDS, "mechanisms"))
 

@@ -36,7 +36,6 @@ __all__ = ["DEFAULT_BASE_PORTS", "DEFAULT_PIDFILE", "PcscDaemon", "find_vpcd_dri
 
 DEFAULT_BASE_PORTS = (35963, 35965, 35967)
 DEFAULT_PIDFILE = "/tmp/cps-middleware-pcscd.pid"
-_SOCKET = Path("/run/pcscd/pcscd.comm")
 
 
 def find_vpcd_driver() -> Path:
@@ -238,17 +237,21 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     cmd = args[0] if args else "start"
     daemon = PcscDaemon(pidfile=args[1] if len(args) > 1 else None)
-    if cmd == "start":
-        pid = daemon.start()
-        daemon._proc = None  # leave it running after we exit
-        print(pid)
-    elif cmd == "stop":
-        daemon.stop()
-    elif cmd == "restart":
-        print(daemon.restart())
-    else:
+    if cmd not in ("start", "stop", "restart"):
         print(f"usage: {sys.argv[0]} start|stop|restart [PIDFILE]", file=sys.stderr)
         return 2
+    try:
+        if cmd == "stop":
+            daemon.stop()
+            return 0
+        pid = daemon.start() if cmd == "start" else daemon.restart()
+    except TestCardError as exc:
+        if daemon._proc is not None:  # started here but not ready: do not leave it behind
+            daemon.stop()
+        print(f"pcscd: {exc}", file=sys.stderr)
+        return 1
+    daemon._proc = None  # leave it running after we exit
+    print(pid)
     return 0
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "Revocation",
     "TestHolder",
     "TestPki",
+    "key_usage",
 ]
 
 # NOS private extensions of the health arc (DOMAIN.md).
@@ -58,6 +59,25 @@ _BASE_DN = [
     x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "IGC-SANTE TEST"),
 ]
 _CRL_BASE = "http://igc-sante.esante.gouv.fr/CRL/"
+_KEY_USAGE_BITS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+
+def key_usage(*usages: str) -> x509.KeyUsage:
+    """A ``KeyUsage`` with the named bits set: ``key_usage("key_cert_sign", "crl_sign")``."""
+    unknown = set(usages).difference(_KEY_USAGE_BITS)
+    if unknown:
+        raise ValueError(f"unknown key usage(s): {', '.join(sorted(unknown))}")
+    return x509.KeyUsage(**{bit: bit in usages for bit in _KEY_USAGE_BITS})
 
 # Profession codes (ANS table G15) the test PKI knows how to title. The full
 # table lives in cps_middleware.cards.nomenclature; this is the subset whose
@@ -271,20 +291,7 @@ class TestPki:
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(key_usage("key_cert_sign", "crl_sign"), critical=True)
             .add_extension(
                 x509.CertificatePolicies(
                     [
@@ -388,17 +395,12 @@ class TestPki:
             ]
         )
         is_auth = usage == "authentication"
-        key_usage = x509.KeyUsage(
-            digital_signature=is_auth,
-            content_commitment=not is_auth,
-            key_encipherment=is_auth and isinstance(key, rsa.RSAPrivateKey),
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        )
+        if not is_auth:
+            usages: tuple[str, ...] = ("content_commitment",)
+        elif isinstance(key, rsa.RSAPrivateKey):
+            usages = ("digital_signature", "key_encipherment")
+        else:
+            usages = ("digital_signature",)
         eku = (
             [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION]
             if is_auth
@@ -424,7 +426,7 @@ class TestPki:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
                 False,
             )
-            .add_extension(key_usage, critical=True)
+            .add_extension(key_usage(*usages), critical=True)
             .add_extension(
                 x509.CertificatePolicies(
                     [x509.PolicyInformation(policy, ["http://igc-sante.esante.gouv.fr/PC%20TEST"])]

@@ -18,6 +18,7 @@ and a server certificate for ``localhost`` / ``127.0.0.1`` (EC P-256, fast).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import http.server
 import ipaddress
@@ -30,10 +31,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -41,13 +42,22 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from cps_middleware.cards.identity import practitioner_from_certificate
+from cps_middleware.testing.pki import key_usage
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
 
-__all__ = ["ClientCertMode", "MutualTlsServer", "OpenSslServer", "ServerPki", "SlowRSAKey"]
+__all__ = [
+    "ClientCertMode",
+    "MutualTlsServer",
+    "OpenSslServer",
+    "ServerPki",
+    "SlowRSAKey",
+    "max_loop_lag",
+]
 
 ClientCertMode = Literal["required", "optional", "none"]
+_T = TypeVar("_T")
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -77,10 +87,7 @@ class ServerPki:
             .not_valid_before(now - _dt.timedelta(days=1))
             .not_valid_after(now + _dt.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                critical=True,
-            )
+            .add_extension(key_usage("key_cert_sign", "crl_sign"), critical=True)
             .sign(self.ca_key, hashes.SHA256())
         )
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -207,7 +214,41 @@ class _HttpServer(http.server.ThreadingHTTPServer):
         pass
 
 
-class MutualTlsServer:
+class _LocalServer:
+    """What both servers share: the server certificate in a temporary folder, ``with``."""
+
+    def __init__(self, server_pki: ServerPki | None, prefix: str) -> None:
+        self.server_pki = server_pki or ServerPki()
+        self._dir = tempfile.TemporaryDirectory(prefix=prefix)
+        self.cert_file, self.key_file, self.ca_file = self.server_pki.write(self._dir.name)
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def port(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        """``https://localhost:<port>/`` (the certificate names localhost and 127.0.0.1)."""
+        return f"https://{self.server_pki.hostname}:{self.port}/"
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.server_pki.ca_pem
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class MutualTlsServer(_LocalServer):
     """HTTPS on 127.0.0.1 that requires (or asks for) a client certificate.
 
     >>> with MutualTlsServer(client_cas=[pki.intermediate.certificate]) as srv:
@@ -227,11 +268,9 @@ class MutualTlsServer:
     ) -> None:
         if client_cert != "none" and not client_cas:
             raise ValueError("client_cas is needed to verify client certificates")
-        self.server_pki = server_pki or ServerPki()
+        super().__init__(server_pki, "cps-tls-server-")
         self.client_cert = client_cert
         self.timeout = timeout
-        self._dir = tempfile.TemporaryDirectory(prefix="cps-tls-server-")
-        self.cert_file, self.key_file, self.ca_file = self.server_pki.write(self._dir.name)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert_file, self.key_file)
         ctx.minimum_version = minimum_version
@@ -249,7 +288,7 @@ class MutualTlsServer:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(self) -> MutualTlsServer:
+    def start(self) -> Self:
         httpd = _HttpServer(("127.0.0.1", 0), _Handler, bind_and_activate=True)
         httpd.owner = self
         httpd.socket = self.context.wrap_socket(
@@ -275,12 +314,6 @@ class MutualTlsServer:
             self._thread = None
         self._dir.cleanup()
 
-    def __enter__(self) -> MutualTlsServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # -- where -------------------------------------------------------------------
 
     @property
@@ -292,15 +325,6 @@ class MutualTlsServer:
     @property
     def host(self) -> str:
         return "127.0.0.1"
-
-    @property
-    def url(self) -> str:
-        """``https://localhost:<port>/`` (the certificate names localhost and 127.0.0.1)."""
-        return f"https://{self.server_pki.hostname}:{self.port}/"
-
-    @property
-    def ca_pem(self) -> bytes:
-        return self.server_pki.ca_pem
 
     # -- bookkeeping -----------------------------------------------------------
 
@@ -319,7 +343,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class OpenSslServer:
+class OpenSslServer(_LocalServer):
     """``openssl s_server -Verify 1 -www`` on 127.0.0.1, stopped by its PID.
 
     ``-www`` answers ``GET /`` with a status page (the negotiated protocol,
@@ -340,21 +364,19 @@ class OpenSslServer:
         self.openssl = shutil.which("openssl")
         if self.openssl is None:
             raise FileNotFoundError("the openssl command is not installed")
-        self.server_pki = server_pki or ServerPki()
-        self._dir = tempfile.TemporaryDirectory(prefix="cps-s-server-")
-        self.cert_file, self.key_file, self.ca_file = self.server_pki.write(self._dir.name)
+        super().__init__(server_pki, "cps-s-server-")
         self.client_ca_file = Path(self._dir.name) / "client-ca.pem"
         self.client_ca_file.write_text(_client_ca_pem(client_cas))
         self.tls_version = tls_version
         self.client_sigalgs = client_sigalgs
         self.extra_args = list(extra_args)
-        self.port = 0
+        self._port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = Path(self._dir.name) / "s_server.log"
 
-    def start(self) -> OpenSslServer:
+    def start(self) -> Self:
         for _attempt in range(5):
-            self.port = _free_port()
+            self._port = _free_port()
             args = [
                 str(self.openssl),
                 "s_server",
@@ -415,18 +437,9 @@ class OpenSslServer:
             return ""
 
     @property
-    def url(self) -> str:
-        return f"https://{self.server_pki.hostname}:{self.port}/"
-
-    @property
-    def ca_pem(self) -> bytes:
-        return self.server_pki.ca_pem
-
-    def __enter__(self) -> OpenSslServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def port(self) -> int:
+        """The port it listens on (0 before :meth:`start`)."""
+        return self._port
 
 
 class SlowRSAKey(rsa.RSAPrivateKey):
@@ -466,3 +479,31 @@ class SlowRSAKey(rsa.RSAPrivateKey):
 
     def __deepcopy__(self, memo: dict[int, object]) -> SlowRSAKey:
         return self
+
+
+async def max_loop_lag(work: Awaitable[_T], *, tick: float = 0.005) -> tuple[_T, float]:
+    """Await *work* while a ticker measures the event loop's longest stall (seconds).
+
+    For the tests and benchmarks that check that async clients keep their loop
+    running while a card (or a :class:`SlowRSAKey`) signs.
+    """
+    lag = 0.0
+    stop = False
+
+    async def ticker() -> None:
+        nonlocal lag
+        last = time.perf_counter()
+        while not stop:
+            await asyncio.sleep(tick)
+            now = time.perf_counter()
+            lag = max(lag, now - last - tick)
+            last = now
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)  # the ticker runs before the work can block the loop
+    try:
+        result = await work
+    finally:
+        stop = True
+        await task
+    return result, lag

@@ -99,6 +99,21 @@ def _validate_secret(value: str, what: str, lengths: range) -> None:
         )
 
 
+def _validate_reader(reader: str | None) -> None:
+    if reader is None:
+        return
+    if (
+        not isinstance(reader, str)
+        or not reader.strip()
+        or len(reader.encode()) > 64
+        or any(ch in reader for ch in "\r\n\0")
+    ):
+        raise TestCardError(
+            f"invalid reader name {reader!r}",
+            hint="a PC/SC reader name: one line of 1 to 64 bytes (a PKCS#11 slot description)",
+        )
+
+
 @dataclass(frozen=True)
 class _CardFiles:
     root: Path
@@ -123,6 +138,9 @@ class CpsTestCard:
     it; `destroy` removes it. The holder PIN is ``1234`` and the unblocking code
     ``12345678`` unless given. ``generation`` ``"CPS3"`` restricts the
     mechanisms to PKCS#1 v1.5 (no PSS, as on a real CPS3); ``"CPS4"`` adds PSS.
+    ``reader`` puts the card "in" that PC/SC reader (the token's slot description):
+    with a virtual card inserted there, discovery shows one card, with the
+    reader's ATR and this token; `set_reader` moves it.
     """
 
     __test__ = False
@@ -143,6 +161,7 @@ class CpsTestCard:
         mechanisms: Sequence[str] | None = None,
         label: str | None = None,
         serial: str | None = None,
+        reader: str | None = None,
     ) -> None:
         _validate_secret(pin, "PIN", range(4, 9))
         _validate_secret(puk, "unblocking code (PUK)", range(8, 9))
@@ -158,6 +177,8 @@ class CpsTestCard:
             raise TestCardError(
                 f"invalid card name {name!r}", hint="use letters, digits, '.', '_' or '-'"
             )
+        _validate_reader(reader)
+        self.reader = reader
         self.cards_dir = Path(cards_dir) if cards_dir is not None else default_cards_dir()
         self.pki = pki or TestPki()
         self.holder = credentials.holder if credentials else (holder or TestHolder())
@@ -281,6 +302,12 @@ class CpsTestCard:
     def set_latency(self, milliseconds: int) -> None:
         _tokenstate.update(self._files.root, latency_ms=milliseconds)
 
+    def set_reader(self, reader: str | None) -> None:
+        """Put the card "in" another PC/SC reader (None: its own test reader)."""
+        _validate_reader(reader)
+        _tokenstate.update(self._files.root, reader=reader or "")
+        self.reader = reader
+
     def state(self) -> _tokenstate.TokenState:
         return _tokenstate.read(self._files.root)
 
@@ -295,6 +322,7 @@ class CpsTestCard:
             model=_MODELS[self.generation],
             latency_ms=self.latency_ms,
             mechanisms=self.mechanisms,
+            reader=self.reader or "",
         )
 
     def _meta(self) -> dict[str, object]:
@@ -305,6 +333,7 @@ class CpsTestCard:
             "serial": self.serial,
             "generation": self.generation,
             "key_type": self.key_type,
+            "reader": self.reader,
             "holder": {
                 "given_name": h.given_name,
                 "surname": h.surname,

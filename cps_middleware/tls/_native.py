@@ -122,7 +122,7 @@ def make_signer(key: object) -> Signer:
     )
 
 
-def raise_signer_error(context: BaseException | None = None) -> None:
+def raise_signer_error() -> None:
     """Raise the exception of this thread's last failing signature, if any.
 
     A :class:`CpsError` (``CardRemoved``, ``PinError`` ...) or a

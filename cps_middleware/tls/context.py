@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from cps_middleware.cards._x509 import certificate_from_bytes
+from cps_middleware.cards._x509 import certificate_from_bytes, public_key_of
 from cps_middleware.errors import BridgeUnavailable, InvalidInput
 from cps_middleware.tls import _native
 
@@ -158,7 +158,7 @@ def resolve_credentials(
     if certificate is None:
         raise InvalidInput("the client certificate is missing (pass certificate=...)")
     cert = _certificate(certificate)
-    cert_key = cert.public_key()
+    cert_key = public_key_of(cert)
     if cert_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ) != key.public_key().public_bytes(

@@ -199,7 +199,7 @@ def test_ssl(
         return result(False, _failure_for(exc), str(exc))
     except (ssl.SSLError, OSError) as exc:
         raw.close()
-        return result(False, _alert_failure(exc, signatures), str(exc))
+        return result(False, _alert_failure(exc), str(exc))
     timings["tls_handshake"] = (time.perf_counter() - t1) * 1e3
     info: dict[str, Any] = {
         "protocol": sock.version(),
@@ -230,7 +230,7 @@ def test_ssl(
         # In TLS 1.3 the server checks the client certificate after the
         # handshake: its refusal arrives as an alert on the first read, or as
         # a reset / EOF when the close overtakes the alert.
-        failure = _alert_failure(exc, signatures)
+        failure = _alert_failure(exc)
         if signatures and isinstance(exc, ssl.SSLEOFError | ConnectionResetError | BrokenPipeError):
             failure = Failure.CLIENT_CERT_REJECTED
         return result(False, failure, str(exc), **info)
@@ -264,7 +264,7 @@ def _failure_for(exc: BaseException) -> Failure:
     return Failure.SIGNATURE_FAILED
 
 
-def _alert_failure(exc: BaseException, signatures: list[str]) -> Failure:
+def _alert_failure(exc: BaseException) -> Failure:
     text = str(exc).lower()
     if isinstance(exc, ssl.SSLError) and ("alert" in text or "certificate required" in text):
         return Failure.CLIENT_CERT_REJECTED

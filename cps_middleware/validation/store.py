@@ -228,7 +228,7 @@ def _self_signed(c: x509.Certificate) -> bool:
         return False
     try:
         c.verify_directly_issued_by(c)
-    except (ValueError, TypeError, Exception):  # InvalidSignature is not a ValueError
+    except Exception:  # InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm ...
         return False
     return True
 

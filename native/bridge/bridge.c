@@ -514,23 +514,59 @@ sig_dupctx(void *ctx)
     return d;
 }
 
+/* A name that a string parameter may hold, and the value it stands for. */
+typedef struct {
+    const char *name;
+    int value;
+} NamedInt;
+
+static const NamedInt pad_names[] = {
+    {OSSL_PKEY_RSA_PAD_MODE_PKCSV15, RSA_PKCS1_PADDING},
+    {OSSL_PKEY_RSA_PAD_MODE_PSS, RSA_PKCS1_PSS_PADDING},
+    {NULL, 0},
+};
+
+static const NamedInt salt_names[] = {
+    {OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST, SALT_DIGEST},
+    {OSSL_PKEY_RSA_PSS_SALT_LEN_MAX, SALT_MAX},
+    {OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO, SALT_MAX},
+    {NULL, 0},
+};
+
+/* OpenSSL passes the padding and the salt length either as a UTF-8 string or as
+ * an int. A string found in *names* gives its value; any other string is read
+ * as a decimal number in [0, max_number] (max_number < 0: no number allowed).
+ * An int is handed back as it is, with *from_int* set, for the caller to check. */
+static int
+get_name_or_int(const OSSL_PARAM *p, const NamedInt *names, long max_number, int *out,
+                int *from_int)
+{
+    *from_int = p->data_type != OSSL_PARAM_UTF8_STRING;
+    if (*from_int)
+        return OSSL_PARAM_get_int(p, out);
+    const char *v = p->data;
+    if (v == NULL)
+        return 0;
+    for (const NamedInt *n = names; n->name != NULL; n++) {
+        if (strcmp(v, n->name) == 0) {
+            *out = n->value;
+            return 1;
+        }
+    }
+    char *end = NULL;
+    long l = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || l < 0 || l > max_number)
+        return 0;
+    *out = (int)l;
+    return 1;
+}
+
 static int
 set_pad(BSig *s, const OSSL_PARAM *p)
 {
-    int pad = 0;
-    if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-        const char *v = p->data;
-        if (v == NULL)
-            return 0;
-        if (strcmp(v, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0)
-            pad = RSA_PKCS1_PADDING;
-        else if (strcmp(v, OSSL_PKEY_RSA_PAD_MODE_PSS) == 0)
-            pad = RSA_PKCS1_PSS_PADDING;
-        else
-            return 0;
-    } else if (!OSSL_PARAM_get_int(p, &pad)) {
+    int pad = 0, from_int;
+    if (!get_name_or_int(p, pad_names, -1, &pad, &from_int))
         return 0;
-    }
     if (pad != RSA_PKCS1_PADDING && pad != RSA_PKCS1_PSS_PADDING)
         return 0;  /* raw RSA, X9.31 ... are never offered */
     s->pad = pad;
@@ -540,26 +576,10 @@ set_pad(BSig *s, const OSSL_PARAM *p)
 static int
 set_saltlen(BSig *s, const OSSL_PARAM *p)
 {
-    int salt = 0;
-    if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-        const char *v = p->data;
-        if (v == NULL)
-            return 0;
-        if (strcmp(v, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST) == 0)
-            salt = SALT_DIGEST;
-        else if (strcmp(v, OSSL_PKEY_RSA_PSS_SALT_LEN_MAX) == 0
-                 || strcmp(v, OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO) == 0)
-            salt = SALT_MAX;
-        else {
-            char *end = NULL;
-            long l = strtol(v, &end, 10);
-            if (end == v || *end != '\0' || l < 0 || l > 1024)
-                return 0;
-            salt = (int)l;
-        }
-    } else {
-        if (!OSSL_PARAM_get_int(p, &salt))
-            return 0;
+    int salt = 0, from_int;
+    if (!get_name_or_int(p, salt_names, 1024, &salt, &from_int))
+        return 0;
+    if (from_int) {
         if (salt == RSA_PSS_SALTLEN_DIGEST)
             salt = SALT_DIGEST;
         else if (salt == RSA_PSS_SALTLEN_MAX || salt == RSA_PSS_SALTLEN_AUTO)

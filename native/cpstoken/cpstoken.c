@@ -15,6 +15,7 @@
  *   pin_tries_max [3]  pin_tries_left [max]  puk_tries_max [10]  puk_tries_left [max]
  *   latency_ms [0]  mechanisms [empty = all; comma list of CKM_ names or 0x hex]
  *   pin_pad [0]  pad_pin [what the simulated PIN pad types]  softhsm_module [usual paths]
+ *   reader [empty; else the slot description: the PC/SC reader the card is "in"]
  *
  * Every call is forwarded to the card's own SoftHSM instance (softhsm.c); this
  * file adds what a CPS card does and SoftHSM does not:
@@ -35,7 +36,8 @@
  *     the *Init / wrap / unwrap / derive calls answer CKR_MECHANISM_INVALID for
  *     others; key generation stays open (fixtures make keys through us).
  *   - C_GetTokenInfo label/serial/manufacturer/model from the state; slot
- *     description "CPS test reader <card-id>"; pin_pad=1 sets
+ *     description = reader, else "CPS test reader <card-id>" (space-padded to
+ *     64 bytes, as PKCS#11 wants); pin_pad=1 sets
  *     CKF_PROTECTED_AUTHENTICATION_PATH and C_Login(NULL PIN) uses pad_pin.
  * Our session handles are ours: SoftHSM instances number theirs independently,
  * and a handle must stay invalid after the card comes back. Thread-safe with or
@@ -586,10 +588,13 @@ CPS_EXPORT CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
     pthread_mutex_lock(&c->mu);
     card_refresh_locked(c);
     int present = card_present_locked(c);
+    char desc[300];
+    if (c->st.valid && c->st.reader[0])
+        snprintf(desc, sizeof desc, "%s", c->st.reader); /* the card "is in" that PC/SC reader */
+    else
+        snprintf(desc, sizeof desc, "CPS test reader %s", c->id);
     pthread_mutex_unlock(&c->mu);
     memset(pInfo, 0, sizeof *pInfo);
-    char desc[300];
-    snprintf(desc, sizeof desc, "CPS test reader %s", c->id);
     pad(pInfo->slotDescription, sizeof pInfo->slotDescription, desc);
     pad(pInfo->manufacturerID, sizeof pInfo->manufacturerID, "cps-middleware");
     pInfo->flags = CKF_REMOVABLE_DEVICE | CKF_HW_SLOT | (present ? CKF_TOKEN_PRESENT : 0);

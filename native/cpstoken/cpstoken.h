@@ -45,6 +45,7 @@ typedef struct {
     int pin_pad;
     char pad_pin[65];
     char softhsm_module[CPS_PATH_MAX];
+    char reader[65]; /* slot description when set (a PC/SC reader name) */
 } cps_state;
 
 typedef struct cps_card {

@@ -140,6 +140,8 @@ static void parse(cps_card *c, cps_state *st)
             copy_field(st->pad_pin, sizeof st->pad_pin, v);
         else if (!strcmp(k, "softhsm_module"))
             copy_field(st->softhsm_module, sizeof st->softhsm_module, trim(v));
+        else if (!strcmp(k, "reader"))
+            copy_field(st->reader, sizeof st->reader, v);
     }
     if (!model_set)
         strcpy(st->model, strcmp(st->generation, "CPS4") == 0 ? "ChipDoc" : "IAS ECC");
