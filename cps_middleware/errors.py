@@ -56,6 +56,7 @@ __all__ = [
     "TestCardError",
     "TlsError",
     "TokenUnusable",
+    "UnblockNotSupported",
     "ValidationSetupError",
 ]
 
@@ -309,6 +310,22 @@ class PukIncorrect(PinError):
 
 class PukLocked(PinError):
     default_hint = "the unblocking code is blocked too: the card must be replaced (contact ANS)"
+
+
+OPENSC_UNBLOCK_SETTING = "user_pin_unblock_style = init_pin_in_so_session;"
+
+
+class UnblockNotSupported(PinError):
+    """The middleware refuses to unblock the holder PIN through PKCS#11 as configured
+    (OpenSC without ``user_pin_unblock_style = init_pin_in_so_session``)."""
+
+    default_hint = (
+        "OpenSC unblocks a PIN (C_InitPIN in an SO session) only when its configuration "
+        f"says `{OPENSC_UNBLOCK_SETTING}` in the `app opensc-pkcs11 {{ pkcs11 {{ ... }} }}` "
+        "block of the file OPENSC_CONF names (default /etc/opensc/opensc.conf); it reads "
+        "it when the module starts, so add the setting and restart the application. "
+        "The ANS middleware (Cryptolib CPS) has no such limit"
+    )
 
 
 # --- selection -----------------------------------------------------------------

@@ -137,8 +137,8 @@ def test_unblock_on_opensc_without_the_setting_says_what_to_configure(
     conf.write_text(NO_UNBLOCK_CONF)
     iasecc_cps3.block_pin()
     script = textwrap.dedent(f"""
-        from cps_middleware.errors import PinError
-        from cps_middleware.pkcs11 import Pin, PinStatus, Puk, UnblockNotSupported, load_module
+        from cps_middleware.errors import PinError, UnblockNotSupported
+        from cps_middleware.pkcs11 import Pin, PinStatus, Puk, load_module
         token = load_module({opensc_module!r}).open_token(serial={iasecc_cps3.objects.serial!r})
         assert token.pin_status is PinStatus.LOCKED, token.pin_status
         try:

@@ -292,26 +292,10 @@ def test_pulled_card_errors_then_works_after_new_login(lib: Any, iasecc_cps3: Vi
 # --- the library's PKCS#11 layer on top --------------------------------------------------------
 
 
-def forget_cached_token(opensc_module: str, card: VirtualCps3) -> None:
-    """Close the library's cached Token of this card before a test uses it.
-
-    Earlier tests reset the card (pkcs11-tool in a subprocess, a re-insertion),
-    which kills OpenSC's sessions; the library hands out its cached Token until a
-    call fails with CardRemoved (reported). An application would "open the card
-    again" after that error; the tests start from there.
-    """
-    from cps_middleware.errors import CpsError
-    from cps_middleware.pkcs11 import load_module
-
-    with contextlib.suppress(CpsError):
-        load_module(opensc_module).open_token(serial=card.objects.serial).close()
-
-
 @pytest.fixture
 def lib_token(opensc_module: str, iasecc_cps3: VirtualCps3) -> Iterator[Any]:
     from cps_middleware.pkcs11 import load_module
 
-    forget_cached_token(opensc_module, iasecc_cps3)
     module = load_module(opensc_module)
     token = module.open_token(serial=iasecc_cps3.objects.serial)
     yield token
@@ -387,7 +371,6 @@ def test_mutual_tls_12_through_opensc_server_offering_pss_first(
     from cps_middleware.pkcs11 import Pin
     from cps_middleware.tls import client_context
 
-    forget_cached_token(opensc_module, iasecc_cps3)
     card = open_card(module=opensc_module, serial=iasecc_cps3.objects.serial)
     try:
         card.login(Pin(iasecc_cps3.pin))
@@ -423,7 +406,6 @@ def test_library_card_pulled_mid_session_then_new_login(
         with urllib.request.urlopen(cps_tls_server.url, context=ctx, timeout=30) as r:
             return int(r.status)
 
-    forget_cached_token(opensc_module, iasecc_cps3)
     card = open_card(module=opensc_module, serial=iasecc_cps3.objects.serial)
     card.login(Pin(iasecc_cps3.pin))
     ctx = client_context(card, cadata=cps_tls_server.ca_pem.decode())
@@ -445,7 +427,6 @@ def test_library_card_pulled_mid_session_then_new_login(
 def test_library_discovers_the_virtual_cps3(opensc_module: str, iasecc_cps3: VirtualCps3) -> None:
     from cps_middleware.discovery import discover
 
-    forget_cached_token(opensc_module, iasecc_cps3)
 
     found = [c for c in discover(module_path=opensc_module) if c.reader == iasecc_cps3.reader]
     assert len(found) == 1, found

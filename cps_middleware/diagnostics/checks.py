@@ -29,7 +29,6 @@ from cps_middleware.cards.atr import CardGeneration, CardInterface
 from cps_middleware.cards.identity import Practitioner
 from cps_middleware.diagnostics.framework import Check, CheckContext, Finding, error_details
 from cps_middleware.errors import (
-    CardRemoved,
     FinalTryRefused,
     InvalidInput,
     ModuleLoadError,
@@ -375,19 +374,8 @@ def _token_details(info: TokenInfo) -> dict[str, Any]:
 
 
 def _usable_token(module: Module, info: TokenInfo) -> Token:
-    """The token, with a session that works now.
-
-    When the card was pulled and put back since this process last used it (the
-    web page stays open between runs), the first call fails with CardRemoved and
-    the library opens a new session: try once more.
-    """
-    token = module.open_token(serial=info.serial, slot_id=info.slot_id)
-    try:
-        token.certificates()
-    except CardRemoved:
-        token = module.open_token(serial=info.serial, slot_id=info.slot_id)
-        token.certificates()
-    return token
+    """The token of *info* (the PKCS#11 layer reopens sessions a re-insertion killed)."""
+    return module.open_token(serial=info.serial, slot_id=info.slot_id)
 
 
 def check_token(ctx: CheckContext) -> Finding:

@@ -55,7 +55,6 @@ from cps_middleware.pkcs11._token import (
     KeyRef,
     StoredCertificate,
     Token,
-    UnblockNotSupported,
 )
 
 __all__ = [
@@ -77,7 +76,6 @@ __all__ = [
     "Token",
     "TokenFlags",
     "TokenInfo",
-    "UnblockNotSupported",
     "candidate_paths",
     "code_name",
     "diagnose",

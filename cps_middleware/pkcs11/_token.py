@@ -46,13 +46,13 @@ from cps_middleware.errors import (
     MultipleObjects,
     NoSuchObject,
     NotLoggedIn,
-    PinError,
     PinFormatError,
     PinIncorrect,
     PinLocked,
     Pkcs11Error,
     PukIncorrect,
     PukLocked,
+    UnblockNotSupported,
 )
 from cps_middleware.pkcs11 import _ckr
 from cps_middleware.pkcs11._mechanisms import (
@@ -75,28 +75,13 @@ from cps_middleware.pkcs11._pin import Pin, PinStatus, Puk
 if TYPE_CHECKING:
     from cps_middleware.pkcs11._module import Module
 
-__all__ = ["DataObject", "KeyRef", "StoredCertificate", "Token", "UnblockNotSupported"]
+__all__ = ["DataObject", "KeyRef", "StoredCertificate", "Token"]
 
 log = logging.getLogger("cps_middleware.pkcs11")
 
 T = TypeVar("T")
 
 CKR_FUNCTION_NOT_SUPPORTED: Final = 0x54
-OPENSC_UNBLOCK_SETTING: Final = "user_pin_unblock_style = init_pin_in_so_session;"
-
-
-class UnblockNotSupported(PinError):
-    """The middleware refuses to unblock the holder PIN through PKCS#11 as configured
-    (OpenSC without ``user_pin_unblock_style = init_pin_in_so_session``)."""
-
-    default_hint = (
-        "OpenSC unblocks a PIN (C_InitPIN in an SO session) only when its configuration "
-        f"says `{OPENSC_UNBLOCK_SETTING}` in the `app opensc-pkcs11 {{ pkcs11 {{ ... }} }}` "
-        "block of the file OPENSC_CONF names (default /etc/opensc/opensc.conf); it reads "
-        "it when the module starts, so add the setting and restart the application. "
-        "The ANS middleware (Cryptolib CPS) has no such limit"
-    )
-
 CKR_PIN_INCORRECT: Final = 0xA0
 CKR_PIN_LOCKED: Final = 0xA4
 CKR_USER_ALREADY_LOGGED_IN: Final = 0x100
