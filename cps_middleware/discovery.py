@@ -121,6 +121,8 @@ def discover(
                 raise pcsc_error from exc
             why = str(exc)
             return [_with(c, pkcs11_error=why) for c in by_reader.values()]
+        if pcsc_error is not None and not tokens:
+            raise pcsc_error
         names = [r.name for r in readers]
         for token in tokens:
             who: Practitioner | None = None

@@ -17,7 +17,7 @@ from cps_middleware.testing.vpcd import SimpleCpsCard, VirtualCard
 pytestmark = pytest.mark.pcsc
 
 
-def test_pcscd_stop_and_restart(pcscd: PcscDaemon) -> None:
+def test_pcscd_stop_and_restart(pcscd: PcscDaemon, opensc_module: str) -> None:
     card = VirtualCard(SimpleCpsCard.cps3(), port=35963)
     card.insert()
     assert any(c.reader == card.reader for c in discover(pkcs11=False))
@@ -33,6 +33,10 @@ def test_pcscd_stop_and_restart(pcscd: PcscDaemon) -> None:
             assert info.value.code_name == "SCARD_E_NO_SERVICE"
             with pytest.raises(PcscServiceUnavailable):
                 discover(pkcs11=False)
+            # A module that reads cards through PC/SC sees no token either: the
+            # PC/SC error is reported, not an empty list.
+            with pytest.raises(PcscServiceUnavailable):
+                discover(module_path=opensc_module)
         finally:
             pcscd.start()
         card.remove(wait=False)  # pcscd dropped the connection; reconnect as a new card

@@ -71,7 +71,7 @@ _TABLE: dict[int, _Code] = {
     ),
     SCARD_E_TIMEOUT: _Code("SCARD_E_TIMEOUT", "timeout", PcscError),
     SCARD_E_SHARING_VIOLATION: _Code(
-        "SCARD_E_SHARING_VIOLATION", "the card is held exclusively by another program", CardInUse
+        "SCARD_E_SHARING_VIOLATION", "sharing violation", CardInUse
     ),
     SCARD_E_NO_SMARTCARD: _Code("SCARD_E_NO_SMARTCARD", "no card in the reader", NoCardPresent),
     0x8010000D: _Code("SCARD_E_UNKNOWN_CARD", "unknown card", PcscError),
@@ -90,7 +90,7 @@ _TABLE: dict[int, _Code] = {
         "the reader was unplugged or failed: plug it in again",
     ),
     SCARD_E_NO_SERVICE: _Code(
-        "SCARD_E_NO_SERVICE", "the PC/SC service is not running", PcscServiceUnavailable
+        "SCARD_E_NO_SERVICE", "no answer from the PC/SC service", PcscServiceUnavailable
     ),
     SCARD_E_SERVICE_STOPPED: _Code(
         "SCARD_E_SERVICE_STOPPED", "the PC/SC service stopped", PcscServiceUnavailable
