@@ -36,6 +36,7 @@
 #define _GNU_SOURCE 1
 #include <link.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core.h>
@@ -262,7 +263,7 @@ km_import(void *keydata, int selection, const OSSL_PARAM params[])
         }
     }
     /* The signer comes only from this extension's own new_key(): a pointer
-     * to a PyObject whose reference is transferred to the key. */
+     * to a PyObject (borrowed; see below). */
     p = OSSL_PARAM_locate_const(params, SIGNER_PARAM);
     if (p != NULL) {
         const void *ptr = NULL;
@@ -273,6 +274,11 @@ km_import(void *keydata, int selection, const OSSL_PARAM params[])
         memcpy(&signer, ptr, sizeof(signer));
         if (k->signer != NULL)
             return 0;
+        /* new_key() calls EVP_PKEY_fromdata with the GIL held. The key takes its
+         * own reference here, so that whatever path OpenSSL takes (keydata
+         * never made, import failing before this point, key freed) every
+         * reference taken is released by km_free and no other. */
+        Py_INCREF(signer);
         k->signer = signer;
     }
     return 1;
@@ -683,6 +689,12 @@ call_signer(BSig *s, const unsigned char *digest, size_t dlen, unsigned char *si
             size_t emlen = (size_t)((k->bits - 1 + 7) / 8);
             size_t hlen = g_digests[s->md].size;
             padding = "pss";
+            /* emlen - hlen - 2 below must not wrap (a key too small for the digest) */
+            if (emlen < hlen + 2) {
+                ERR_raise_data(ERR_LIB_PROV, ERR_R_PASSED_INVALID_ARGUMENT,
+                               "cpsbridge: key too small for PSS with this digest");
+                return 0;
+            }
             if (s->saltlen == SALT_DIGEST)
                 salt = (int)hlen;
             else if (s->saltlen == SALT_MAX)
@@ -718,6 +730,13 @@ call_signer(BSig *s, const unsigned char *digest, size_t dlen, unsigned char *si
             why = "the signer returned a signature of the wrong size";
             PyErr_Format(PyExc_ValueError, "signature of %zd bytes, expected at most %zu",
                          n, maxsize < sigsize ? maxsize : sigsize);
+        } else if (k->type == KT_RSA && sigsize < maxsize) {
+            /* an RSA signature is written at full modulus size (zero-padded
+             * below): the caller's buffer must hold all of it, whatever the
+             * signer returned */
+            why = "the signature buffer is smaller than the key size";
+            PyErr_Format(PyExc_ValueError, "signature buffer of %zu bytes, the key needs %zu",
+                         sigsize, maxsize);
         } else if (k->type == KT_RSA) {
             /* some tokens strip leading zero bytes: put them back */
             memset(sig, 0, maxsize - (size_t)n);
@@ -1029,9 +1048,9 @@ py_new_key(PyObject *self, PyObject *args)
         set_ossl_error("cannot use the bridge provider");
         goto end;
     }
-    Py_INCREF(signer);  /* owned by the key from here on */
+    /* km_import takes the key's reference to the signer */
     if (EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_KEYPAIR, params) <= 0) {
-        /* The keydata was freed with its reference; nothing else to undo. */
+        /* The keydata, if any, was freed with its reference; nothing else to undo. */
         pkey = NULL;
         set_ossl_error("cannot build the bridge key");
         goto end;
@@ -1266,21 +1285,32 @@ openssl_version(PyObject *self, PyObject *noargs)
     return PyUnicode_FromString(OpenSSL_version(OPENSSL_VERSION));
 }
 
+/* Paths gathered under dl_iterate_phdr, which holds the dynamic linker's lock:
+ * no Python call may run there (an allocation can start the garbage collector,
+ * whose finalizers may import or load a library: dlopen would then wait on the
+ * lock this thread holds). */
+#define MAX_OPENSSL_LIBS 16
+typedef struct {
+    int n;
+    int overflow;
+    char *names[MAX_OPENSSL_LIBS];
+} LibList;
+
 static int
 collect_lib(struct dl_phdr_info *info, size_t size, void *data)
 {
+    LibList *libs = data;
     const char *name = info->dlpi_name;
     if (name == NULL || name[0] == '\0')
         return 0;
     const char *base = strrchr(name, '/');
     base = base ? base + 1 : name;
     if (strncmp(base, "libssl.so", 9) == 0 || strncmp(base, "libcrypto.so", 12) == 0) {
-        PyObject *s = PyUnicode_DecodeFSDefault(name);
-        if (s == NULL || PyList_Append((PyObject *)data, s) < 0) {
-            Py_XDECREF(s);
+        if (libs->n >= MAX_OPENSSL_LIBS || (libs->names[libs->n] = strdup(name)) == NULL) {
+            libs->overflow = 1;
             return 1;
         }
-        Py_DECREF(s);
+        libs->n++;
     }
     return 0;
 }
@@ -1289,13 +1319,27 @@ collect_lib(struct dl_phdr_info *info, size_t size, void *data)
 static PyObject *
 py_loaded_openssl(PyObject *self, PyObject *noargs)
 {
-    PyObject *list = PyList_New(0);
-    if (list == NULL)
-        return NULL;
-    if (dl_iterate_phdr(collect_lib, list) != 0 || PyErr_Occurred()) {
-        Py_DECREF(list);
-        return NULL;
+    LibList libs = {0, 0, {NULL}};
+    PyObject *list = NULL;
+    dl_iterate_phdr(collect_lib, &libs);
+    if (libs.overflow) {
+        PyErr_SetString(BridgeError, "too many libssl/libcrypto objects loaded, or out of memory");
+        goto end;
     }
+    if ((list = PyList_New(0)) == NULL)
+        goto end;
+    for (int i = 0; i < libs.n; i++) {
+        PyObject *s = PyUnicode_DecodeFSDefault(libs.names[i]);
+        if (s == NULL || PyList_Append(list, s) < 0) {
+            Py_XDECREF(s);
+            Py_CLEAR(list);
+            goto end;
+        }
+        Py_DECREF(s);
+    }
+end:
+    for (int i = 0; i < libs.n; i++)
+        free(libs.names[i]);
     return list;
 }
 

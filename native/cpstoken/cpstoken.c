@@ -111,16 +111,18 @@ static sess *sess_find_locked(CK_SESSION_HANDLE h)
     return NULL;
 }
 
-static void sess_remove_locked(CK_SESSION_HANDLE h)
+/* 1 when the handle was there (and is now gone), 0 when it was not. */
+static int sess_remove_locked(CK_SESSION_HANDLE h)
 {
     for (sess **pp = bucket(h); *pp; pp = &(*pp)->next) {
         if ((*pp)->h == h) {
             sess *dead = *pp;
             *pp = dead->next;
             free(dead);
-            return;
+            return 1;
         }
     }
+    return 0;
 }
 
 static void sess_drop_all_locked(cps_card *only)
@@ -201,7 +203,9 @@ static void scan_cards_locked(int report_as_new)
         if (snprintf(path, sizeof path, "%s/%s/card.state", g_cards_dir, e->d_name) >= (int)sizeof path ||
             stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
-        names[n++] = strdup(e->d_name);
+        char *name = strdup(e->d_name);
+        if (name) /* qsort's strcmp must not meet NULL */
+            names[n++] = name;
     }
     closedir(d);
     qsort(names, (size_t)n, sizeof names[0], cmp_names);
@@ -418,8 +422,18 @@ static CK_RV session_get(CK_SESSION_HANDLE h, sref *out, int keep_lock)
     cps_card *c = copy.card;
     card_enter(c);
     pthread_mutex_lock(&c->mu);
+    /* Look again now that c->ops is held: C_CloseAllSessions (write side of
+     * c->ops) may have closed the session since the copy was taken. SoftHSM
+     * 2.6 never reuses a session handle, but a module that does (any library
+     * softhsm_module names) would give copy.inner to the next session opened. */
+    pthread_mutex_lock(&g_lock);
+    s = sess_find_locked(h);
+    int gone = !s || s->inner != copy.inner || s->card != c;
+    pthread_mutex_unlock(&g_lock);
     CK_RV rv = CKR_OK;
-    if (!card_present_locked(c))
+    if (gone)
+        rv = CKR_SESSION_HANDLE_INVALID;
+    else if (!card_present_locked(c))
         rv = CKR_DEVICE_REMOVED;
     else if (c->st.insertions != copy.insertions || c->epoch != copy.epoch || !c->f || !c->inner_init)
         rv = CKR_SESSION_HANDLE_INVALID; /* opened before the card was pulled */
@@ -739,13 +753,18 @@ static CK_RV counted(CK_SESSION_HANDLE h, int who, pin_call call, void *ctx)
         rv = CKR_DEVICE_REMOVED;
     } else if (left <= 0) {
         rv = CKR_PIN_LOCKED;
+    } else if (cps_state_set_int(c, left_key, left - 1) != 0) {
+        /* As a card does, spend the try before checking the PIN: if the counter
+         * cannot be written, the PIN is not checked at all (fail closed). */
+        rv = CKR_DEVICE_ERROR;
     } else {
         rv = call(&s, ctx);
         if (rv == CKR_PIN_INCORRECT) {
-            cps_state_set_int(c, left_key, left - 1);
             cps_debug("card %s: %s wrong, %d tries left", c->id, left_key, left - 1);
-        } else if (rv == CKR_OK && left != max) {
-            cps_state_set_int(c, left_key, max);
+        } else {
+            /* right PIN: full counter again; any other outcome spent no try */
+            if (cps_state_set_int(c, left_key, rv == CKR_OK ? max : left) != 0 && rv == CKR_OK)
+                rv = CKR_DEVICE_ERROR;
         }
     }
     cps_state_unlock(c);
@@ -871,11 +890,12 @@ CPS_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pA
     return rv;
 }
 
-static void forget_session(CK_SESSION_HANDLE h)
+static int forget_session(CK_SESSION_HANDLE h)
 {
     pthread_mutex_lock(&g_lock);
-    sess_remove_locked(h);
+    int removed = sess_remove_locked(h);
     pthread_mutex_unlock(&g_lock);
+    return removed;
 }
 
 CPS_EXPORT CK_RV C_CloseSession(CK_SESSION_HANDLE hSession)
@@ -884,10 +904,7 @@ CPS_EXPORT CK_RV C_CloseSession(CK_SESSION_HANDLE hSession)
     sref s;
     CK_RV rv = session_get(hSession, &s, 0);
     if (rv == CKR_SESSION_HANDLE_INVALID) {
-        pthread_mutex_lock(&g_lock);
-        int known = sess_find_locked(hSession) != NULL;
-        sess_remove_locked(hSession);
-        pthread_mutex_unlock(&g_lock);
+        int known = forget_session(hSession);
         /* a session the card's removal already closed: closing it again is harmless */
         return known ? CKR_OK : CKR_SESSION_HANDLE_INVALID;
     }
@@ -897,8 +914,15 @@ CPS_EXPORT CK_RV C_CloseSession(CK_SESSION_HANDLE hSession)
     }
     if (rv != CKR_OK)
         return rv;
+    /* Only the thread that takes the handle out of the table closes the inner
+     * session: a second close of the same inner handle (two threads closing one
+     * session) could otherwise close a session opened meanwhile under a reused
+     * handle (not SoftHSM 2.6, which never reuses one; see session_get). */
+    if (!forget_session(hSession)) {
+        card_leave(s.c);
+        return CKR_SESSION_HANDLE_INVALID;
+    }
     rv = s.f->C_CloseSession(s.inner);
-    forget_session(hSession);
     card_leave(s.c);
     return rv == CKR_SESSION_HANDLE_INVALID ? CKR_OK : rv;
 }

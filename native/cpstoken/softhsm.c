@@ -78,6 +78,21 @@ static int private_copy(const char *path)
     return fd;
 }
 
+/* True when some PKCS#11 entry point is in the process's global scope (the
+ * executable, its dependencies, objects loaded RTLD_GLOBAL). dlsym(RTLD_DEFAULT)
+ * cannot tell: called from this module it searches the module's own local scope
+ * too, so it always found our own C_GetFunctionList and every copy was loaded
+ * RTLD_DEEPBIND. The handle of the main program searches the global scope only. */
+static int pkcs11_in_global_scope(void)
+{
+    void *global = dlopen(NULL, RTLD_LAZY);
+    if (!global)
+        return 1; /* cannot tell: keep the copy on its own symbols */
+    int found = dlsym(global, "C_GetFunctionList") != NULL || dlsym(global, "C_Initialize") != NULL;
+    dlclose(global);
+    return found;
+}
+
 static CK_RV load_library(cps_card *c)
 {
     const char *candidates[2] = {c->st.softhsm_module, NULL};
@@ -99,7 +114,7 @@ static CK_RV load_library(cps_card *c)
          * own symbols; it is not the default because a preloaded malloc then
          * meets libc's malloc inside SoftHSM. */
         int flags = RTLD_NOW | RTLD_LOCAL;
-        if (dlsym(RTLD_DEFAULT, "C_GetFunctionList") || dlsym(RTLD_DEFAULT, "C_Initialize"))
+        if (pkcs11_in_global_scope())
             flags |= RTLD_DEEPBIND;
         void *dl = dlopen(name, flags);
         if (!dl) {
