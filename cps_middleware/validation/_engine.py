@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -290,6 +290,8 @@ class _PathVerdict:
     lo: int
     hi: int
     policies: frozenset[bytes] | None  # authority-constrained set; None = any
+    failures: int = 0  # how many checks failed on this path
+    out_of_date: bool = False  # a CA of the path is outside its validity period
 
 
 @dataclass
@@ -745,10 +747,16 @@ class Engine:
             return _PathVerdict(_S.VALID, "", None, w.lo, w.hi, pols)
         fails.sort(key=lambda x: -x[0])
         _, status, reason, rev = fails[0]
-        return _PathVerdict(status, reason, rev, w.lo, w.hi, pols)
+        dated = any(s in (_S.EXPIRED, _S.NOT_YET_VALID) for _, s, _, _ in fails)
+        return _PathVerdict(status, reason, rev, w.lo, w.hi, pols, len(fails), dated)
 
     def _best(self, pc: int) -> tuple[int, _PathVerdict]:
-        """The path reported for a candidate: the first valid one, else the first one."""
+        """The path reported for a candidate: the first valid one, else the first
+        failing path among those whose CAs are all in their validity period, and
+        of those the fewest failures. A dead end such as an expired old copy of a
+        re-issued CA must not hide the fault of the path a single-certificate
+        validator builds (path building prefers certificates valid at the time,
+        RFC 4158 3.5 sorts candidates so; OpenSSL's issuer lookup does too)."""
         pids = self.pcs[pc][1]
         if not pids:
             return -1, _PathVerdict(
@@ -767,8 +775,10 @@ class Engine:
             v = self._path_verdicts[pid]
             if v.status is _S.VALID:
                 return pid, _PathVerdict(v.status, v.reason, v.revocation, lo, hi, v.policies)
-        v = self._path_verdicts[pids[0]]
-        return pids[0], _PathVerdict(v.status, v.reason, v.revocation, lo, hi, v.policies)
+        verdicts = self._path_verdicts
+        pid = min(pids, key=lambda p: (verdicts[p].out_of_date, verdicts[p].failures))
+        v = verdicts[pid]
+        return pid, replace(v, lo=lo, hi=hi)
 
     # -- holder side --------------------------------------------------------------------
 
