@@ -7,7 +7,10 @@ top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$top"
 
 APT_PACKAGES=(softhsm2 pcscd vsmartcard-vpcd opensc opensc-pkcs11 pcsc-tools libpcsclite-dev libp11-kit-dev
-              swig libssl-dev gcc python3-venv python3-dev chromium chromium-driver)
+              swig libssl-dev gcc python3-venv python3-dev)
+# Only the browser test of the diagnostic page needs these; on Ubuntu `chromium`
+# is a snap wrapper that may not install in a container: warn, don't stop.
+BROWSER_PACKAGES=(chromium chromium-driver)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -25,6 +28,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update -qq >&2
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
+for p in "${BROWSER_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        [ -n "${browser_update_done:-}" ] || { apt-get update -qq >&2; browser_update_done=1; }
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >&2 \
+            || echo "bootstrap: could not install $p: the browser test of the diagnostic page will fail" >&2
+    fi
+done
 
 if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating .venv" >&2
