@@ -10,6 +10,11 @@ CRLs are given, no ``-partial_chain``) on the coarse verdict (valid / invalid),
 and on the category (expired, not yet valid, revoked, bad signature, unknown
 issuer) when the case has a single defect and both tools name it.
 
+Name constraints (directoryName and dNSName subtrees, permitted and excluded,
+on one or two constraining CAs) are drawn separately (``nc_cases``): there the
+verdicts must be equal, and a refusal is NAME_CONSTRAINTS_VIOLATED where
+OpenSSL reports a permitted / excluded subtree violation.
+
 Where the two legitimately differ, the difference is written out below
 (``DOCUMENTED``), each with the RFC 5280 section our validator follows; for
 those the test checks that OpenSSL fails *only* for the documented reason.
@@ -745,41 +750,190 @@ def _one_leaf_pki(n_inter: int) -> tuple[Case, Built]:
     return case, build(case)
 
 
-def test_documented_name_constraints_refused(tmp_path: Path) -> None:
-    """A CA with critical nameConstraints (permitting the leaf) is refused here.
+# --- name constraints (RFC 5280 4.2.1.10), against openssl -----------------------------
 
-    RFC 5280 4.2.1.10 and 6.1.4 (g) ask for name constraints to be processed;
-    this validator does not process them, and by RFC 5280 4.2 a critical
-    extension that is not processed rejects the certificate (documented in
-    ``_der._KINDS``): it fails closed. OpenSSL processes them and accepts.
-    """
-    _, b = _one_leaf_pki(1)
-    ca = b.inters[0]
-    nc = x509.NameConstraints(
-        permitted_subtrees=[
-            x509.DirectoryName(x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")]))
-        ],
-        excluded_subtrees=None,
+E_PERMITTED = 47  # X509_V_ERR_PERMITTED_VIOLATION
+E_EXCLUDED = 48  # X509_V_ERR_EXCLUDED_VIOLATION
+
+
+def _dn(*pairs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
+    return x509.Name([x509.NameAttribute(oid, v) for oid, v in pairs])
+
+
+C, ORG, CN = NameOID.COUNTRY_NAME, NameOID.ORGANIZATION_NAME, NameOID.COMMON_NAME
+# Subtree bases: directoryName prefixes (one in other case and spacing: RFC
+# 5280 7.1 caseIgnoreMatch) and dNSName domains, hosts and "."-domains.
+NC_BASES: list[x509.GeneralName] = [
+    x509.DirectoryName(_dn((C, "FR"))),
+    x509.DirectoryName(_dn((C, "DE"))),
+    x509.DirectoryName(_dn((C, "FR"), (ORG, "DIFFERENTIAL"))),
+    x509.DirectoryName(_dn((C, "fr"), (ORG, "  differential "))),
+    x509.DirectoryName(_dn((C, "FR"), (ORG, "OTHER"))),
+    x509.DirectoryName(_dn((C, "FR"), (ORG, "DIFFERENTIAL"), (CN, "leaf b"))),
+    x509.DNSName("example.com"),
+    x509.DNSName(".example.com"),
+    x509.DNSName("host.example.com"),
+    x509.DNSName("other.org"),
+]
+# Leaf subjects (the common names are not host names: OpenSSL would check a
+# host-name-like CN against dNSName constraints, RFC 5280 does not) and SANs.
+LEAF_SUBJECTS = [
+    _dn((C, "FR"), (ORG, "DIFFERENTIAL"), (CN, "leaf a")),
+    _dn((C, "FR"), (ORG, "DIFFERENTIAL"), (CN, "leaf b")),
+    _dn((C, "FR"), (ORG, "OTHER"), (CN, "leaf c")),
+    _dn((C, "DE"), (ORG, "DIFFERENTIAL"), (CN, "leaf d")),
+]
+LEAF_DNS = [
+    "example.com",
+    "host.example.com",
+    "a.host.example.com",
+    "badexample.com",
+    "other.org",
+    "x.other.org",
+    "unrelated.net",
+]
+
+
+@dataclass(frozen=True)
+class NcCase:
+    # per constraining CA (root → CA 1 → [CA 2]): (permitted, excluded) or None
+    constraints: tuple[tuple[tuple[int, ...], tuple[int, ...]] | None, ...]
+    leaves: tuple[tuple[int, tuple[int, ...]], ...]  # (subject, SAN dNSNames)
+
+
+@st.composite
+def nc_cases(draw: st.DrawFn) -> NcCase:
+    n_inter = draw(st.integers(1, 2))
+    bases = st.lists(st.integers(0, len(NC_BASES) - 1), max_size=2, unique=True)
+    cons = []
+    for _ in range(n_inter):
+        p, x = tuple(draw(bases)), tuple(draw(bases))
+        cons.append((p, x) if (p or x) and draw(st.integers(0, 3)) else None)
+    if all(c is None for c in cons):
+        cons[-1] = ((draw(st.integers(0, len(NC_BASES) - 1)),), ())
+    leaves = tuple(
+        (
+            draw(st.integers(0, len(LEAF_SUBJECTS) - 1)),
+            tuple(draw(st.lists(st.integers(0, len(LEAF_DNS) - 1), max_size=2, unique=True))),
+        )
+        for _ in range(draw(st.integers(1, 3)))
     )
-    builder_ = (
-        x509.CertificateBuilder()
-        .subject_name(ca.cert.subject)
-        .issuer_name(ca.cert.issuer)
-        .public_key(ca.key.public_key())  # type: ignore[arg-type]
-        .serial_number(next(_serials))
-        .not_valid_before(ca.cert.not_valid_before_utc)
-        .not_valid_after(ca.cert.not_valid_after_utc)
+    return NcCase(tuple(cons), leaves)
+
+
+def _nc_pki(case: NcCase) -> Built:
+    root_key = key("rsa", 0)
+    root = Ca(
+        issue(name("DIFF ROOT"), root_key, None, ca=True, usage=ku("key_cert_sign", "crl_sign")),
+        root_key,
     )
-    for ext in ca.cert.extensions:
-        builder_ = builder_.add_extension(ext.value, ext.critical)
-    constrained = builder_.add_extension(nc, critical=True).sign(
-        b.root.key,  # type: ignore[arg-type]
-        hashes.SHA256(),
-    )
-    b.untrusted = [constrained]
-    r = builder(b).build().validate(b.leaves[0])
-    assert r.status is Status.UNHANDLED_CRITICAL_EXTENSION and "2.5.29.30" in r.reason
-    assert openssl_verify(b, b.leaves[0], tmp_path).ok
+    cas = [root]
+    for k, cons in enumerate(case.constraints, start=1):
+        sub_key = key("p256", k)
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(name(f"DIFF CA {k}"))
+            .issuer_name(cas[-1].cert.subject)
+            .public_key(sub_key.public_key())  # type: ignore[arg-type]
+            .serial_number(next(_serials))
+            .not_valid_before(NOW - 30 * DAY)
+            .not_valid_after(NOW + 365 * DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(ku("key_cert_sign", "crl_sign"), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(sub_key.public_key()), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    cas[-1].key.public_key()  # type: ignore[arg-type]
+                ),
+                False,
+            )
+        )
+        if cons is not None:
+            perm = [NC_BASES[i] for i in cons[0]] or None
+            excl = [NC_BASES[i] for i in cons[1]] or None
+            b = b.add_extension(x509.NameConstraints(perm, excl), critical=True)
+        cas.append(Ca(b.sign(cas[-1].key, hashes.SHA256()), sub_key))  # type: ignore[arg-type]
+    issuer = cas[-1]
+    leaves = []
+    for subj, dns in case.leaves:
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(LEAF_SUBJECTS[subj])
+            .issuer_name(issuer.cert.subject)
+            .public_key(key("rsa", 5).public_key())  # type: ignore[arg-type]
+            .serial_number(next(_serials))
+            .not_valid_before(NOW - 30 * DAY)
+            .not_valid_after(NOW + 365 * DAY)
+            .add_extension(ku("digital_signature"), critical=True)
+        )
+        if dns:
+            b = b.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(LEAF_DNS[i]) for i in dns]), False
+            )
+        leaves.append(b.sign(issuer.key, hashes.SHA256()))  # type: ignore[arg-type]
+    return Built(root, cas[1:], [c.cert for c in cas[1:]], [], leaves)
+
+
+def run_nc_case(case: NcCase, tmp: Path) -> None:
+    b = _nc_pki(case)
+    vb = builder(b)
+    batch = vb.build().validate_many(b.leaves)
+    for leaf, r in zip(b.leaves, batch, strict=True):
+        assert vb.build().validate(leaf) == r
+        ossl = openssl_verify(b, leaf, tmp)
+        where = f"{case}\nours: {r.status.name} {r.reason}\nopenssl: {ossl.text}"
+        assert r.ok == ossl.ok, where
+        if not r.ok:
+            assert r.status is Status.NAME_CONSTRAINTS_VIOLATED, where
+            assert ossl.codes <= {E_PERMITTED, E_EXCLUDED}, where
+            # the reason names the subtree, as OpenSSL names the kind
+            if ossl.codes == {E_EXCLUDED}:
+                assert "excluded subtree" in r.reason, where
+            elif ossl.codes == {E_PERMITTED}:
+                assert "permitted subtrees" in r.reason, where
+
+
+@settings(
+    max_examples=int(os.environ.get("CPS_DIFFERENTIAL_EXAMPLES", "600")) // 4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=nc_cases())
+def test_name_constraints_match_openssl(case: NcCase, tmp_path: Path) -> None:
+    """directoryName and dNSName subtrees, permitted and excluded, on one or
+    two constraining CAs (accumulated): the same verdict as openssl verify."""
+    run_nc_case(case, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("constraints", "leaf", "ok"),
+    [
+        ((((2,), ()),), (0, (1,)), True),  # permitted O=DIFFERENTIAL
+        ((((3,), ()),), (0, ()), True),  # the same, other case and spacing
+        ((((2,), ()),), (2, ()), False),  # O=OTHER not permitted
+        ((((), (5,)),), (1, ()), False),  # excluded ...CN=leaf b
+        ((((), (5,)),), (0, ()), True),
+        ((((6,), ()),), (0, (2,)), True),  # a.host.example.com under example.com
+        ((((6,), ()),), (0, (3,)), False),  # badexample.com is not under example.com
+        ((((7,), ()),), (0, (0,)), False),  # .example.com: subdomains only
+        ((((), (8,)),), (0, (2,)), False),  # excluded host.example.com covers a.host...
+        ((((6,), ()),), (0, ()), True),  # no dNSName: the constraint does not apply
+        ((((0,), ()), ((6,), (8,))), (0, (1,)), False),  # accumulated: excluded below
+        ((((0, 6), ()), ((9,), ())), (0, (0,)), False),  # accumulated: intersection empty
+        ((((1,), ()), None), (3, ()), False),  # CA 2 (C=FR) outside CA 1's C=DE
+    ],
+)
+def test_name_constraints_cases(
+    constraints: tuple[tuple[tuple[int, ...], tuple[int, ...]] | None, ...],
+    leaf: tuple[int, tuple[int, ...]],
+    ok: bool,
+    tmp_path: Path,
+) -> None:
+    """Pinned cases, each a verdict both tools give."""
+    case = NcCase(constraints, (leaf,))
+    b = _nc_pki(case)
+    assert builder(b).build().validate(b.leaves[0]).ok is ok
+    run_nc_case(case, tmp_path)
 
 
 def test_documented_newest_crl_governs(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ OID_CERT_POLICIES = bytes.fromhex("551d20")  # 2.5.29.32
 OID_SKI = bytes.fromhex("551d0e")  # 2.5.29.14
 OID_AKI = bytes.fromhex("551d23")  # 2.5.29.35
 OID_SAN = bytes.fromhex("551d11")  # 2.5.29.17
+OID_NAME_CONSTRAINTS = bytes.fromhex("551d1e")  # 2.5.29.30
 OID_CRL_REASON = bytes.fromhex("551d15")  # 2.5.29.21
 OID_INVALIDITY_DATE = bytes.fromhex("551d18")  # 2.5.29.24
 OID_ANY_POLICY = bytes.fromhex("551d2000")  # 2.5.29.32.0
@@ -275,7 +276,9 @@ def _octets(b: bytes, s: int, e: int) -> bytes:
     F_AKI,
     F_SKI,
     F_CRITICAL,
-) = range(17)
+    F_SAN,
+    F_NC,
+) = range(19)
 
 CertFacts = tuple[Any, ...]
 
@@ -288,7 +291,9 @@ def parse_certificate(der: bytes) -> CertFacts:
     issuer and subject Name (full DER), notBefore / notAfter (15-byte stamps),
     SubjectPublicKeyInfo (full DER), keyUsage bits (-1 if absent), cA, pathLen
     (-1 if none), EKU OIDs (None if absent), policy OIDs (None if absent), AKI
-    key id, SKI, and the first unhandled critical extension OID (None if none).
+    key id, SKI, the first unhandled critical extension OID (None if none),
+    and the extnValue bytes of subjectAltName and nameConstraints (None if
+    absent; read by :mod:`._names` only on name-constrained paths).
     """
     try:
         return _parse_certificate(der)
@@ -298,9 +303,9 @@ def parse_certificate(der: bytes) -> CertFacts:
 
 # Extension OID -> what parse_certificate does with it. These are the extensions
 # the validator processes, so they may be critical; any other extension marked
-# critical makes the certificate fail (RFC 5280 4.2). Name constraints, policy
-# constraints / mappings and inhibitAnyPolicy are NOT processed: a CA marking
-# them critical is refused rather than half-checked.
+# critical makes the certificate fail (RFC 5280 4.2). Name constraints are
+# processed (._names); policy constraints / mappings and inhibitAnyPolicy are
+# NOT: a CA marking them critical is refused rather than half-checked.
 _KINDS = {
     OID_KEY_USAGE: 1,
     OID_BASIC_CONSTRAINTS: 2,
@@ -308,7 +313,8 @@ _KINDS = {
     OID_SKI: 4,
     OID_CERT_POLICIES: 5,
     OID_EXT_KEY_USAGE: 6,
-    OID_SAN: -1,  # handled: may be critical (empty subject)
+    OID_SAN: 7,  # kept for name constraints; may be critical (empty subject)
+    OID_NAME_CONSTRAINTS: 8,
 }
 
 
@@ -404,6 +410,8 @@ def _parse_certificate(der: bytes) -> CertFacts:
     aki = None
     ski = None
     critical = None
+    san = None
+    nc = None
     while i < te:
         tag, cs, ce = tlv(der, i, te)
         if tag in (0x81, 0x82):  # issuer/subject unique IDs
@@ -487,6 +495,10 @@ def _parse_certificate(der: bytes) -> CertFacts:
                 if tag != 0x30:
                     raise DerError("bad extKeyUsage")
                 eku = _oid_list(der, ls, le)
+            elif kind == 7:
+                san = der[vs:ve]
+            elif kind == 8:
+                nc = der[vs:ve]
             xs = ee
         if len(oids) != len(set(oids)):
             raise DerError("duplicate extension")
@@ -509,6 +521,8 @@ def _parse_certificate(der: bytes) -> CertFacts:
         aki,
         ski,
         critical,
+        san,
+        nc,
     )
 
 

@@ -6,7 +6,8 @@ signatures checked, the CRLs verified and indexed, and every CA path judged
 at the validation time. Holder side, per certificate: one DER walk
 (:mod:`._der`), one dictionary lookup for the issuer group, one signature
 check; dates, usages and revocation are then decided for the whole batch over
-numpy columns.
+numpy columns. Name constraints (:mod:`._names`) are checked once per CA path;
+a holder certificate's names are read only when its path carries constraints.
 
 The engine is deterministic and picklable through its :class:`Config`, so
 worker processes rebuild the same engine and give the same verdicts.
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from cps_middleware.validation import _der
+from cps_middleware.validation import _der, _names
 from cps_middleware.validation._der import (
     F_AKI,
     F_CA,
@@ -44,8 +45,10 @@ from cps_middleware.validation._der import (
     F_KU,
     F_NA,
     F_NB,
+    F_NC,
     F_PATHLEN,
     F_POLICIES,
+    F_SAN,
     F_SERIAL,
     F_SIG,
     F_SIGALG,
@@ -255,6 +258,8 @@ class _Ca:
     label: str
     crl_key: tuple[bytes, bytes]  # (subject, spki): CRLs are matched on name + key
     self_issued: bool
+    # nameConstraints: None if absent, a str saying why it cannot be processed
+    nc: _names.Constraints | str | None = None
 
 
 @dataclass
@@ -292,6 +297,8 @@ class _PathVerdict:
     policies: frozenset[bytes] | None  # authority-constrained set; None = any
     failures: int = 0  # how many checks failed on this path
     out_of_date: bool = False  # a CA of the path is outside its validity period
+    # name constraints of the path's CAs, which the certificates below must meet
+    nc: tuple[_names.Constraints, ...] = ()
 
 
 @dataclass
@@ -389,6 +396,8 @@ class Engine:
         self._path_verdicts: list[_PathVerdict] = []
         self._pc_best: list[tuple[int, _PathVerdict]] = []
         self._crl_states: dict[tuple[tuple[bytes, bytes], bool], _CrlState] = {}
+        # candidate id -> its valid paths and their name constraints (per prepare)
+        self._nc_cands: dict[int, list[tuple[int, tuple[_names.Constraints, ...]]]] = {}
 
     # -- building ------------------------------------------------------------------
 
@@ -401,6 +410,13 @@ class Engine:
         except (DerError, ValueError, UnsupportedAlgorithm) as exc:
             self.problems.append(f"CA certificate set aside: {exc}")
             return
+        label = _cn(cert)
+        nc: _names.Constraints | str | None = None
+        if facts[F_NC] is not None:
+            try:
+                nc = _names.parse_constraints(facts[F_NC], label)
+            except DerError as exc:
+                nc = f"CA '{label}' has name constraints that cannot be processed: {exc}"
         self.cas.append(
             _Ca(
                 id=len(self.cas),
@@ -411,9 +427,10 @@ class Engine:
                 nb=nb,
                 na=na,
                 key=key,
-                label=_cn(cert),
+                label=label,
                 crl_key=(facts[F_SUBJECT], facts[F_SPKI]),
                 self_issued=facts[F_SUBJECT] == facts[F_ISSUER],
+                nc=nc,
             )
         )
 
@@ -557,6 +574,7 @@ class Engine:
             return
         self._at = t
         self._crl_states = {}
+        self._nc_cands = {}
         lo, hi = int(NEVER), int(FOREVER)
         self._path_verdicts = []
         for path in self.paths:
@@ -743,12 +761,39 @@ class Engine:
                 pols = frozenset()
             elif _der.OID_ANY_POLICY not in p:
                 pols = frozenset(p) if pols is None else pols & frozenset(p)
+        # name constraints (RFC 5280 6.1.3 (b)/(c), 6.1.4 (g)): every CA below a
+        # constraining CA, self-issued intermediates exempt. The trust anchor's
+        # own constraints apply too (RFC 5937 trust anchor constraints; OpenSSL
+        # and cryptography's verifier apply them): the stricter reading.
+        ncs: list[_names.Constraints] = []
+        for k in range(len(cas) - 1, -1, -1):
+            ca = cas[k]
+            if ncs and not ca.anchor and not ca.self_issued:
+                f = ca.facts
+                try:
+                    why = _names.violation(_names.names_of(f[F_SUBJECT], f[F_SAN]), tuple(ncs))
+                except DerError as exc:
+                    why = f"its names cannot be read ({exc})"
+                if why is not None:
+                    fails.append(
+                        (
+                            10 * (len(cas) - k) + 2,
+                            _S.NAME_CONSTRAINTS_VIOLATED,
+                            f"CA '{ca.label}': {why}",
+                            None,
+                        )
+                    )
+            if isinstance(ca.nc, str):
+                fails.append((10 * (len(cas) - k) + 2, _S.NAME_CONSTRAINTS_VIOLATED, ca.nc, None))
+            elif ca.nc is not None:
+                ncs.append(ca.nc)
+        nc = tuple(ncs)
         if not fails:
-            return _PathVerdict(_S.VALID, "", None, w.lo, w.hi, pols)
+            return _PathVerdict(_S.VALID, "", None, w.lo, w.hi, pols, nc=nc)
         fails.sort(key=lambda x: -x[0])
         _, status, reason, rev = fails[0]
         dated = any(s in (_S.EXPIRED, _S.NOT_YET_VALID) for _, s, _, _ in fails)
-        return _PathVerdict(status, reason, rev, w.lo, w.hi, pols, len(fails), dated)
+        return _PathVerdict(status, reason, rev, w.lo, w.hi, pols, len(fails), dated, nc)
 
     def _best(self, pc: int) -> tuple[int, _PathVerdict]:
         """The path reported for a candidate: the first valid one, else the first
@@ -774,7 +819,7 @@ class Engine:
         for pid in pids:
             v = self._path_verdicts[pid]
             if v.status is _S.VALID:
-                return pid, _PathVerdict(v.status, v.reason, v.revocation, lo, hi, v.policies)
+                return pid, replace(v, lo=lo, hi=hi)
         verdicts = self._path_verdicts
         pid = min(pids, key=lambda p: (verdicts[p].out_of_date, verdicts[p].failures))
         v = verdicts[pid]
@@ -987,6 +1032,11 @@ class Engine:
             verdict = best[pcs[j]][1]
             st[j] = verdict.status
             detail[idx[j]] = (verdict.reason, verdict.revocation)
+        paths = pc_path[pc]
+        # name constraints: only the certificates whose path carries some pay
+        pc_nc = np.fromiter((bool(b[1].nc) for b in best), dtype=bool, count=len(best))
+        if pc_nc.any():
+            self._nc_stage(idx, facts, pcs, st, undecided, pc_nc[pc], paths, detail)
         if cfg.revocation != "off":
             self._revocation_stage(idx, facts, pcs, t, st, undecided, wlo, whi, detail)
         if cfg.policies is not None:
@@ -1010,9 +1060,55 @@ class Engine:
 
         ix = np.asarray(idx, dtype=np.int64)
         out.status[ix] = st
-        out.path[ix] = pc_path[pc]
+        out.path[ix] = paths
         out.lo[ix] = wlo
         out.hi[ix] = whi
+
+    def _nc_stage(
+        self,
+        idx: list[int],
+        facts: list[tuple[Any, ...]],
+        pcs: list[int],
+        st: npt.NDArray[np.uint8],
+        undecided: npt.NDArray[np.bool_],
+        constrained: npt.NDArray[np.bool_],
+        paths: npt.NDArray[np.int32],
+        detail: dict[int, tuple[str, Revocation | None]],
+    ) -> None:
+        """Subject and SAN names against the path's name constraints (RFC 5280
+        6.1.3 (b)/(c)); when the candidate issuer has several valid paths, the
+        first whose constraints the certificate meets is the one reported."""
+        for j in np.flatnonzero(undecided & constrained).tolist():
+            f = facts[j]
+            try:
+                names = _names.names_of(f[F_SUBJECT], f[F_SAN])
+            except DerError as exc:
+                st[j] = _S.MALFORMED
+                undecided[j] = False
+                detail[idx[j]] = (f"malformed certificate: {exc}", None)
+                continue
+            p = pcs[j]
+            cands = self._nc_cands.get(p)
+            if cands is None:
+                verdicts = self._path_verdicts
+                cands = [
+                    (pid, verdicts[pid].nc)
+                    for pid in self.pcs[p][1]
+                    if verdicts[pid].status is _S.VALID
+                ]
+                self._nc_cands[p] = cands
+            first: str | None = None
+            for pid, nc in cands:
+                why = _names.violation(names, nc) if nc else None
+                if why is None:
+                    paths[j] = pid
+                    break
+                if first is None:
+                    first = why
+            else:
+                st[j] = _S.NAME_CONSTRAINTS_VIOLATED
+                undecided[j] = False
+                detail[idx[j]] = (f"name constraints: {first}", None)
 
     def _revocation_stage(
         self,

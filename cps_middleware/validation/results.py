@@ -39,6 +39,7 @@ class Status(enum.IntEnum):
     REVOKED = 10
     REVOCATION_UNKNOWN = 11
     POLICY_NOT_ALLOWED = 12
+    NAME_CONSTRAINTS_VIOLATED = 13
 
     @property
     def ok(self) -> bool:
