@@ -433,10 +433,8 @@ def _cmd_test_ssl(args: argparse.Namespace, io: _Io) -> int:
             "client_signature": report.client_signature,
             "client_certificate_sent": report.client_certificate_sent,
             "server_verified": report.server_verified,
-            "server_chain": [{"subject": c.subject, "issuer": c.issuer,
-                              "not_before": c.not_before.isoformat(),
-                              "not_after": c.not_after.isoformat()}
-                             for c in report.server_chain],
+            "server_chain": [c.to_dict() for c in report.server_chain],
+            "server_chain_source": report.server_chain_source,
             "http_status": report.http_status,
             "holder": report.client_holder.to_dict() if report.client_holder else None,
             "timings_ms": report.timings_ms,

@@ -13,7 +13,8 @@ want a server that is not Python and options Python's ``ssl`` lacks (the
 signature algorithms asked of the client: ``client_sigalgs``).
 
 :class:`ServerPki` makes the server side: a throw-away "TEST CPS SERVER CA"
-and a server certificate for ``localhost`` / ``127.0.0.1`` (EC P-256, fast).
+and a server certificate for ``localhost`` / ``127.0.0.1`` (EC P-256, fast),
+optionally issued by an intermediate CA that the servers send too.
 """
 
 from __future__ import annotations
@@ -66,35 +67,42 @@ def _pem(cert: x509.Certificate) -> bytes:
 
 @dataclass
 class ServerPki:
-    """A server CA and a certificate for ``localhost`` and ``127.0.0.1``."""
+    """A server CA and a certificate for ``localhost`` and ``127.0.0.1``.
+
+    With ``intermediate=True`` the server certificate is issued by a
+    "TEST CPS SERVER INTERMEDIATE CA" (itself issued by the root), and the
+    servers send both: a chain of two certificates, like most real servers.
+    """
 
     hostname: str = "localhost"
+    intermediate: bool = False
     ca_key: ec.EllipticCurvePrivateKey = field(init=False)
     ca_certificate: x509.Certificate = field(init=False)
+    intermediate_certificate: x509.Certificate | None = field(init=False, default=None)
     key: ec.EllipticCurvePrivateKey = field(init=False)
     certificate: x509.Certificate = field(init=False)
 
     def __post_init__(self) -> None:
-        now = _dt.datetime.now(_dt.UTC)
         self.ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "TEST CPS SERVER CA")])
-        self.ca_certificate = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(self.ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _dt.timedelta(days=1))
-            .not_valid_after(now + _dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(key_usage("key_cert_sign", "crl_sign"), critical=True)
-            .sign(self.ca_key, hashes.SHA256())
+        self.ca_certificate = self._ca(
+            ca_name, self.ca_key.public_key(), ca_name, self.ca_key, 1 if self.intermediate else 0
         )
+        issuer_name, issuer_key = ca_name, self.ca_key
+        if self.intermediate:
+            issuer_key = ec.generate_private_key(ec.SECP256R1())
+            issuer_name = x509.Name(
+                [x509.NameAttribute(NameOID.COMMON_NAME, "TEST CPS SERVER INTERMEDIATE CA")]
+            )
+            self.intermediate_certificate = self._ca(
+                issuer_name, issuer_key.public_key(), ca_name, self.ca_key, 0
+            )
+        now = _dt.datetime.now(_dt.UTC)
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.certificate = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.hostname)]))
-            .issuer_name(ca_name)
+            .issuer_name(issuer_name)
             .public_key(self.key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - _dt.timedelta(days=1))
@@ -109,18 +117,54 @@ class ServerPki:
                 critical=False,
             )
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-            .sign(self.ca_key, hashes.SHA256())
+            .sign(issuer_key, hashes.SHA256())
         )
+
+    @staticmethod
+    def _ca(
+        name: x509.Name,
+        public_key: ec.EllipticCurvePublicKey,
+        issuer: x509.Name,
+        issuer_key: ec.EllipticCurvePrivateKey,
+        path_length: int,
+    ) -> x509.Certificate:
+        now = _dt.datetime.now(_dt.UTC)
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(days=1))
+            .not_valid_after(now + _dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+            .add_extension(key_usage("key_cert_sign", "crl_sign"), critical=True)
+            .sign(issuer_key, hashes.SHA256())
+        )
+
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        """What the servers send: the server certificate, then the intermediate if any."""
+        if self.intermediate_certificate is None:
+            return (self.certificate,)
+        return (self.certificate, self.intermediate_certificate)
 
     @property
     def ca_pem(self) -> bytes:
         return _pem(self.ca_certificate)
 
     def write(self, directory: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
-        """Write ``server.pem``, ``server.key``, ``ca.pem`` into *directory*."""
+        """Write ``server.pem``, ``server.key``, ``ca.pem`` into *directory*.
+
+        ``server.pem`` holds the whole chain the server sends (leaf first);
+        with an intermediate, ``chain.pem`` holds the intermediate alone (for
+        ``openssl s_server -cert_chain``).
+        """
         d = Path(directory)
         cert, key, ca = d / "server.pem", d / "server.key", d / "ca.pem"
-        cert.write_bytes(_pem(self.certificate))
+        cert.write_bytes(b"".join(_pem(c) for c in self.chain))
+        if self.intermediate_certificate is not None:
+            (d / "chain.pem").write_bytes(_pem(self.intermediate_certificate))
         key.write_bytes(
             self.key.private_bytes(
                 serialization.Encoding.PEM,
@@ -349,13 +393,16 @@ class OpenSslServer(_LocalServer):
     ``-www`` answers ``GET /`` with a status page (the negotiated protocol,
     cipher and the client certificate). *client_sigalgs* is the list of
     signature algorithms sent in the CertificateRequest (e.g.
-    ``"rsa_pss_rsae_sha256:rsa_pkcs1_sha256"``: PSS first).
+    ``"rsa_pss_rsae_sha256:rsa_pkcs1_sha256"``: PSS first). *client_cert*
+    ``"optional"`` asks for a client certificate without requiring one
+    (``-verify``), ``"none"`` does not ask.
     """
 
     def __init__(
         self,
         client_cas: Sequence[x509.Certificate | bytes],
         *,
+        client_cert: ClientCertMode = "required",
         server_pki: ServerPki | None = None,
         tls_version: Literal["1.2", "1.3"] | None = None,
         client_sigalgs: str | None = None,
@@ -367,6 +414,7 @@ class OpenSslServer(_LocalServer):
         super().__init__(server_pki, "cps-s-server-")
         self.client_ca_file = Path(self._dir.name) / "client-ca.pem"
         self.client_ca_file.write_text(_client_ca_pem(client_cas))
+        self.client_cert = client_cert
         self.tls_version = tls_version
         self.client_sigalgs = client_sigalgs
         self.extra_args = list(extra_args)
@@ -388,13 +436,17 @@ class OpenSslServer(_LocalServer):
                 str(self.key_file),
                 "-CAfile",
                 str(self.client_ca_file),
-                "-Verify",
-                "1",
-                "-verify_return_error",
                 "-www",
                 "-naccept",
                 "1000000",
             ]
+            if self.client_cert == "required":
+                args += ["-Verify", "1", "-verify_return_error"]
+            elif self.client_cert == "optional":
+                args += ["-verify", "1", "-verify_return_error"]
+            chain_file = self.cert_file.parent / "chain.pem"
+            if chain_file.exists():  # s_server sends only the first certificate of -cert
+                args += ["-cert_chain", str(chain_file)]
             if self.tls_version:
                 args.append("-tls1_2" if self.tls_version == "1.2" else "-tls1_3")
             if self.client_sigalgs:

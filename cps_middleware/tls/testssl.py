@@ -6,12 +6,26 @@ cipher, the signature the client made, the server's chain and whether it was
 trusted, whether the server accepted the client certificate (HTTP status or
 TLS alert), timings, and for a failure a reason code and a plain-language
 explanation. It never raises for a failed connection.
+
+The server chain is the one the server sent, leaf first. Python >= 3.13 hands
+it over (``SSLSocket.get_unverified_chain()``); before that ``ssl`` gives the
+leaf only, so the chain comes from a second, short handshake with pyOpenSSL
+to the same host, port and name: no client certificate, no verification,
+nothing that can reach the card (pyOpenSSL has its own OpenSSL copy, without
+the card's provider). The server sends its Certificate message before it asks
+for the client's, so the chain arrives even when that handshake then fails
+for want of a client certificate. It is made after the card connection is
+closed (``openssl s_server`` serves one connection at a time) and kept only
+when its leaf is the one the card connection saw. Whether the server was
+trusted is always the card connection's verdict.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import enum
+import ipaddress
+import selectors
 import socket
 import ssl
 import time
@@ -20,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from cps_middleware.cards.identity import Practitioner, practitioner_from_certificate
 from cps_middleware.errors import (
@@ -56,6 +71,14 @@ class ServerCertificate:
     not_before: _dt.datetime
     not_after: _dt.datetime
 
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+        }
+
 
 @dataclass(frozen=True)
 class TestSslResult:
@@ -71,7 +94,12 @@ class TestSslResult:
     cipher: str | None = None
     client_signature: str | None = None  # e.g. "rsa_pss sha256", "rsa_pkcs1 sha256", "ecdsa sha256"
     client_certificate_sent: bool = False
-    server_chain: tuple[ServerCertificate, ...] = ()
+    server_chain: tuple[ServerCertificate, ...] = ()  # as the server sent it, leaf first
+    # How server_chain was read: "get_unverified_chain" (Python >= 3.13, the
+    # card connection itself), "pyopenssl" (a second handshake without client
+    # certificate), "leaf_only" (that handshake failed or saw another leaf),
+    # None when there is no chain.
+    server_chain_source: str | None = None
     server_verified: bool = False
     http_status: int | None = None
     http_body: str = ""  # the start of the server's answer (4 KiB at most)
@@ -93,6 +121,11 @@ class TestSslResult:
         if self.client_signature:
             lines.append(f"  client signature: {self.client_signature}")
         lines.append(f"  server verified: {'yes' if self.server_verified else 'no'}")
+        if self.server_chain:
+            lines.append(
+                f"  server chain: {len(self.server_chain)} certificate(s), "
+                f"read with {_SOURCE_TEXT.get(self.server_chain_source or '', '?')}"
+            )
         for c in self.server_chain:
             lines.append(
                 f"  server cert: {c.subject} (issuer {c.issuer}, "
@@ -107,15 +140,14 @@ class TestSslResult:
         return "\n".join(lines)
 
 
-def _chain(sock: ssl.SSLSocket) -> tuple[ServerCertificate, ...]:
-    ders: list[bytes] = []
-    getter = getattr(sock, "get_verified_chain", None)  # Python >= 3.13
-    if getter is not None:
-        ders = [bytes(c) if isinstance(c, bytes) else c.public_bytes() for c in getter()]
-    else:
-        der = sock.getpeercert(binary_form=True)
-        if der:
-            ders = [der]
+_SOURCE_TEXT = {
+    "get_unverified_chain": "the card connection (get_unverified_chain)",
+    "pyopenssl": "a separate handshake without the card (pyOpenSSL)",
+    "leaf_only": "the card connection (leaf only: the separate handshake failed or differed)",
+}
+
+
+def _describe(ders: list[bytes]) -> tuple[ServerCertificate, ...]:
     out = []
     for der in ders:
         cert = x509.load_der_x509_certificate(der)
@@ -128,6 +160,89 @@ def _chain(sock: ssl.SSLSocket) -> tuple[ServerCertificate, ...]:
             )
         )
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Peer:
+    """What the card connection saw of the server (read before the socket closes)."""
+
+    leaf: bytes | None  # None: the handshake stopped before (server untrusted)
+    sent: list[bytes] | None  # the whole chain, when ``ssl`` gives it (Python >= 3.13)
+
+    @classmethod
+    def of(cls, sock: ssl.SSLSocket) -> _Peer:
+        getter = getattr(sock, "get_unverified_chain", None)  # Python >= 3.13
+        sent = [bytes(der) for der in getter() or ()] if getter is not None else None
+        return cls(sock.getpeercert(binary_form=True), sent or None)
+
+
+def _fetch_chain(host: str, port: int, ctx: ssl.SSLContext, timeout: float) -> list[bytes]:
+    """The chain the server sends, by a handshake without client certificate; [] on failure.
+
+    Never touches the card: the pyOpenSSL context has no certificate and no
+    key. The whole exchange is bounded by *timeout* seconds.
+    """
+    from OpenSSL import SSL  # only needed here (Python < 3.13, or an untrusted server)
+
+    deadline = time.monotonic() + timeout
+    try:
+        pctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        pctx.set_verify(SSL.VERIFY_NONE)
+        # the same protocol bounds as the card connection: a server may pick
+        # another certificate for another version
+        if int(ctx.minimum_version) > 0:
+            pctx.set_min_proto_version(int(ctx.minimum_version))
+        if int(ctx.maximum_version) > 0:
+            pctx.set_max_proto_version(int(ctx.maximum_version))
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except (OSError, SSL.Error):
+        return []
+    with raw, selectors.DefaultSelector() as sel:
+        raw.setblocking(False)
+        conn = SSL.Connection(pctx, raw)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:  # a name: send it as SNI, as ssl does (not for an address)
+            try:
+                conn.set_tlsext_host_name(host.encode("idna"))
+            except (UnicodeError, SSL.Error):
+                return []
+        conn.set_connect_state()
+        sel.register(raw, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                conn.do_handshake()
+                break
+            except SSL.WantReadError:
+                sel.modify(raw, selectors.EVENT_READ)
+            except SSL.WantWriteError:
+                sel.modify(raw, selectors.EVENT_WRITE)
+            except (SSL.Error, OSError):
+                break  # e.g. the alert for the missing client certificate: the chain came before
+            sel.select(left)
+        chain = conn.get_peer_cert_chain() or []
+        return [c.to_cryptography().public_bytes(Encoding.DER) for c in chain]
+
+
+def _server_chain(
+    peer: _Peer,
+    host: str,
+    port: int,
+    ctx: ssl.SSLContext,
+    timeout: float,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """``server_chain`` and ``server_chain_source`` for the result."""
+    if peer.sent:
+        return {"server_chain": _describe(peer.sent), "server_chain_source": "get_unverified_chain"}
+    t = time.perf_counter()
+    fetched = _fetch_chain(host, port, ctx, timeout)
+    timings["chain_fetch"] = (time.perf_counter() - t) * 1e3
+    if fetched and (peer.leaf is None or fetched[0] == peer.leaf):
+        return {"server_chain": _describe(fetched), "server_chain_source": "pyopenssl"}
+    if peer.leaf:
+        return {"server_chain": _describe([peer.leaf]), "server_chain_source": "leaf_only"}
+    return {}
 
 
 def test_ssl(
@@ -160,6 +275,8 @@ def test_ssl(
         return sign
 
     def result(ok: bool, failure: Failure | None, detail: str = "", **kw: Any) -> TestSslResult:
+        if peer is not None:  # the card connection is closed by now
+            kw.update(_server_chain(peer, host, port, ctx, timeout, timings))
         return TestSslResult(
             url,
             ok,
@@ -173,6 +290,7 @@ def test_ssl(
         )
 
     holder: Practitioner | None = None
+    peer: _Peer | None = None
 
     try:
         ctx = client_context(
@@ -193,6 +311,7 @@ def test_ssl(
         sock = ctx.wrap_socket(raw, server_hostname=host)
     except ssl.SSLCertVerificationError as exc:
         raw.close()
+        peer = _Peer(None, None)  # show what was not trusted
         return result(False, Failure.SERVER_UNTRUSTED, exc.verify_message or str(exc))
     except CpsError as exc:
         raw.close()
@@ -204,9 +323,9 @@ def test_ssl(
     info: dict[str, Any] = {
         "protocol": sock.version(),
         "cipher": (sock.cipher() or ("",))[0],
-        "server_chain": _chain(sock),
         "server_verified": True,
     }
+    peer = _Peer.of(sock)
     t2 = time.perf_counter()
     try:
         with sock:
