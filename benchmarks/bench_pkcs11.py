@@ -29,12 +29,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-SOFTHSM_PATHS = (
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-)
+from cps_middleware.testing import softhsm_library
+
 PIN = "1234"
 LABEL = "BENCH"
 KEY_LABEL = "CPS_PRIV_AUT"
@@ -43,7 +39,7 @@ DATA = b"\x5a" * 32
 
 def _make_token(root: Path) -> str:
     """A SoftHSM token with one RSA-2048 key pair; returns the module path."""
-    library = next((p for p in SOFTHSM_PATHS if os.path.exists(p)), None)
+    library = softhsm_library()
     if library is None or shutil.which("softhsm2-util") is None:
         sys.exit("SoftHSM is not installed (apt-get install softhsm2)")
     (root / "tokens").mkdir()

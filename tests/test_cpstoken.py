@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-import cps_middleware
 from cps_middleware.testing import _tokenstate as ts
+from cps_middleware.testing import softhsm_library, test_token_module
 
-MODULE = Path(cps_middleware.__file__).parent / "_cpstoken.so"
-SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
+MODULE = Path(test_token_module())
+SOFTHSM = softhsm_library() or "libsofthsm2.so (not found)"
 PIN, PUK = "1234", "12345678"
 
 pytestmark = pytest.mark.skipif(

@@ -54,14 +54,9 @@ from cps_middleware.pkcs11 import (
     Token,
     load_module,
 )
+from cps_middleware.testing import softhsm_library
 
-SOFTHSM_PATHS = (
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-)
-SOFTHSM = next((p for p in SOFTHSM_PATHS if os.path.exists(p)), None)
+SOFTHSM = softhsm_library()
 pytestmark = pytest.mark.skipif(
     SOFTHSM is None or shutil.which("softhsm2-util") is None, reason="SoftHSM is not installed"
 )

@@ -39,6 +39,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from cps_middleware.testing._keys import PrivateKey, deterministic_key
+from cps_middleware.testing.pki import key_usage as ku
 from cps_middleware.validation import Status, ValidationResult, ValidatorBuilder
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
@@ -195,25 +196,6 @@ def name(cn: str) -> x509.Name:
 
 def pem(obj: x509.Certificate | x509.CertificateRevocationList) -> bytes:
     return obj.public_bytes(serialization.Encoding.PEM)
-
-
-def ku(*usages: str) -> x509.KeyUsage:
-    flags = dict.fromkeys(
-        (
-            "digital_signature",
-            "content_commitment",
-            "key_encipherment",
-            "data_encipherment",
-            "key_agreement",
-            "key_cert_sign",
-            "crl_sign",
-            "encipher_only",
-            "decipher_only",
-        ),
-        False,
-    )
-    flags.update(dict.fromkeys(usages, True))
-    return x509.KeyUsage(**flags)
 
 
 _serials = iter(range(10_000, 10**9))

@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cps_middleware.testing._provision import softhsm_library
     from cps_middleware.testing.cps3image import VirtualCps3, build_cps3
     from cps_middleware.testing.iasecc import IasEccCard
     from cps_middleware.testing.pki import CardCredentials, CertifiedKey, TestHolder, TestPki
@@ -28,6 +29,7 @@ _EXPORTS = {
     "CpsTestCard": "testcard",
     "list_cards": "testcard",
     "test_token_module": "testcard",
+    "softhsm_library": "_provision",
     "VirtualCps3": "cps3image",
     "build_cps3": "cps3image",
     "IasEccCard": "iasecc",
@@ -52,6 +54,7 @@ __all__ = [
     "VirtualCps3",
     "build_cps3",
     "list_cards",
+    "softhsm_library",
     "test_token_module",
 ]
 
