@@ -11,6 +11,7 @@ PACKAGE = Path(cps_middleware.__file__).parent
 
 LAYERS = {
     "errors": 0,
+    "messages": 0,
     "cards": 1,
     "pcsc": 2,
     "pkcs11": 2,
