@@ -76,8 +76,11 @@ def test_report_names_the_holder_and_shows_the_server_answer(
     r = test_ssl(cps_tls_server.url, key, cert, cadata=cps_tls_server.ca_pem)
     assert r.client_holder is not None and r.client_holder.ps_id_nat == "810001234567"
     assert '"ps_id_nat": "810001234567"' in r.http_body
-    text = r.to_text()
+    text = r.to_text("en")
     assert "OK" in text and "card holder:" in text and "TLSv1.3" in text
+    text = r.to_text("fr")
+    assert "OK — le serveur a accepté la carte" in text and "titulaire de la carte :" in text
+    assert "card holder" not in text and "server" not in text
 
 
 # -- the server chain: the whole chain the server sent, on every Python ---------------------------

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 
 from cps_middleware.errors import InvalidInput
 
-__all__ = ["certificate_from_bytes", "extensions_of", "is_ca", "public_key_of"]
+__all__ = ["certificate_from_bytes", "extensions_of", "is_ca", "public_key_of", "readable_name"]
 
 
 def certificate_from_bytes(value: object, *, unreadable: str) -> x509.Certificate | None:
@@ -58,3 +58,21 @@ def is_ca(cert: x509.Certificate) -> bool:
         return extensions_of(cert).get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         return False
+
+
+# Short names for the attributes of CPS and server certificates that RFC 4514 leaves as OIDs.
+_NAME_LABELS = {
+    x509.ObjectIdentifier("2.5.4.42"): "GN",
+    x509.ObjectIdentifier("2.5.4.4"): "SN",
+    x509.ObjectIdentifier("2.5.4.12"): "T",
+    x509.ObjectIdentifier("2.5.4.5"): "serialNumber",
+    x509.ObjectIdentifier("2.5.4.97"): "organizationIdentifier",
+    x509.ObjectIdentifier("1.2.840.113549.1.9.1"): "emailAddress",
+    x509.ObjectIdentifier("2.5.4.15"): "businessCategory",
+}
+
+
+def readable_name(name: x509.Name) -> str:
+    """A distinguished name as RFC 4514 text with short attribute names
+    (``GN=JEAN+CN=810001234567+SN=MEDECIN-TEST,T=Médecin,C=FR``), not raw OIDs."""
+    return name.rfc4514_string(_NAME_LABELS)

@@ -182,6 +182,19 @@ class Practitioner:
             bits.append("TEST card")
         return ", ".join(bits)
 
+    def describe(self, lang: str | None = None) -> str:
+        """Like ``str()``, in ``lang`` (default: the catalogue's default language)."""
+        from cps_middleware.messages import text
+
+        bits = [self.display_name]
+        if self.profession is not None:
+            bits.append(f"{self.profession.label} ({self.profession.code})")
+        if self.ps_id_nat:
+            bits.append(self.ps_id_nat)
+        if self.is_test_card:
+            bits.append(text("common.test_card", lang))
+        return ", ".join(bits)
+
 
 def parse_ps_id_nat(value: str) -> tuple[nom.NomenclatureEntry, str] | None:
     """Split a PS_IdNat into (identifier type entry, number); None if it is not one."""

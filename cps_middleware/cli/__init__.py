@@ -67,6 +67,7 @@ from cps_middleware.cli._common import (
     UsageError,
     add_global_options,
 )
+from cps_middleware.messages import error_text, text
 
 __all__ = [
     "EXIT_ERROR",
@@ -109,8 +110,6 @@ def _exit_code_for(exc: errors.CpsError) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``cps`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    from cps_middleware.messages import resolve_lang
-
     io = Io(sys.stdout, sys.stderr)
     parser = build_parser()
     try:
@@ -120,22 +119,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except Exit as exc:
         return exc.status
-    args.lang = resolve_lang(args.lang)
+    io = Io(sys.stdout, sys.stderr, args.lang)
+    args.lang = io.lang
     handler: Handler = args.handler
     try:
         return handler(args, io)
     except KeyboardInterrupt:
-        io.stderr.write("cps: interrupted\n")
+        io.stderr.write(io.t("cli.interrupted") + "\n")
         return EXIT_INTERRUPTED
     except errors.CpsError as exc:
         if args.debug:
             traceback.print_exc(file=io.stderr)
-        io.stderr.write(f"cps: error: {exc}\n")
+        if isinstance(exc, errors.FinalTryRefused):  # the command's option, not the API's
+            exc.hint = text("errors.FinalTryRefused.hint", "en")
+        io.stderr.write(io.t("cli.error", message=error_text(exc, io.lang)) + "\n")
         return _exit_code_for(exc)
     except Exception as exc:
         if args.debug:
             traceback.print_exc(file=io.stderr)
-        io.stderr.write(
-            f"cps: internal error: {type(exc).__name__}: {exc} (run with --debug for details)\n"
-        )
+        io.stderr.write(io.t("cli.internal_error", error=f"{type(exc).__name__}: {exc}") + "\n")
         return EXIT_INTERNAL

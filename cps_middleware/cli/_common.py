@@ -20,7 +20,11 @@ from rich.console import Console
 from cps_middleware import errors
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from cps_middleware.card import CpsCard
+    from cps_middleware.cards.identity import Practitioner
+    from cps_middleware.messages import Lang
     from cps_middleware.pkcs11 import Pin
 
 __all__ = [
@@ -38,10 +42,13 @@ __all__ = [
     "add_actions",
     "add_command",
     "add_global_options",
+    "describe_holder",
     "make_pin",
     "new_pin",
     "open_card",
     "read_secret",
+    "readable_name",
+    "tcp_port",
 ]
 
 EXIT_OK = 0
@@ -54,16 +61,49 @@ EXIT_INTERRUPTED = 130
 
 
 class Io:
-    """Where a command writes: rich consoles on the streams of the moment (tests swap them)."""
+    """Where a command writes, and in which language.
 
-    def __init__(self, stdout: TextIO, stderr: TextIO) -> None:
+    ``out`` / ``err`` are rich consoles on the streams of the moment (tests swap
+    them) with markup *off*: a string printed, a table cell or a title is shown
+    exactly as it is, so a holder name or an issuer holding ``[/]`` or
+    ``[link=...]`` can neither break nor spoof the output. Styles are given with
+    ``style=`` or :class:`rich.text.Text`, never inside the text.
+    ``t(code, **values)`` is the catalogue sentence in the command's language.
+    """
+
+    def __init__(self, stdout: TextIO, stderr: TextIO, lang: str | None = None) -> None:
+        from cps_middleware.messages import resolve_lang
+
         self.stdout = stdout
         self.stderr = stderr
-        self.out = Console(file=stdout, highlight=False, soft_wrap=False)
-        self.err = Console(file=stderr, highlight=False, soft_wrap=True)
+        self.lang: Lang = resolve_lang(lang)
+        self.out = Console(file=stdout, highlight=False, soft_wrap=False, markup=False,
+                           emoji=False)
+        self.err = Console(file=stderr, highlight=False, soft_wrap=True, markup=False,
+                           emoji=False)
+
+    def t(self, code: str, **values: object) -> str:
+        """The sentence ``code`` of the catalogue in this command's language."""
+        from cps_middleware.messages import text
+
+        return text(code, self.lang, **values)
 
     def json(self, data: object) -> None:
         self.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def describe_holder(holder: Practitioner, lang: str) -> str:
+    """``JEAN MEDECIN-TEST, Médecin (10), 810001234567, carte de TEST`` in ``lang``."""
+    return holder.describe(lang)
+
+
+def readable_name(name: x509.Name | str) -> str:
+    """A distinguished name with short attribute names, never raw OIDs (a string as it is)."""
+    if isinstance(name, str):
+        return name
+    from cps_middleware.cards._x509 import readable_name as _readable
+
+    return _readable(name)
 
 
 Handler = Callable[[argparse.Namespace, Io], int]
@@ -143,6 +183,22 @@ def add_actions(parser: argparse.ArgumentParser, dest: str) -> Subparsers:
     return actions
 
 
+def tcp_port(*, allow_zero: bool = False) -> Callable[[str], int]:
+    """argparse type: a TCP port number (``0``, "any free port", only with ``allow_zero``)."""
+    low = 0 if allow_zero else 1
+
+    def parse(text: str) -> int:
+        try:
+            port = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+        if not low <= port <= 65535:
+            raise argparse.ArgumentTypeError(f"{port} is not a TCP port ({low} to 65535)")
+        return port
+
+    return parse
+
+
 def read_secret(prompt: str) -> str:
     """A PIN or PUK: typed with no echo on a terminal, else one line of standard input."""
     if sys.stdin is not None and sys.stdin.isatty():
@@ -150,7 +206,8 @@ def read_secret(prompt: str) -> str:
     line = sys.stdin.readline() if sys.stdin is not None else ""
     if not line:
         raise errors.InvalidInput("no PIN given on standard input",
-                                  hint="type the PIN when asked, or pipe it on stdin")
+                                  hint="type the PIN when asked, or pipe it on stdin",
+                                  )
     return line.rstrip("\r\n")
 
 
@@ -160,9 +217,10 @@ def make_pin(digits: str) -> Pin:
     return Pin(digits)
 
 
-def new_pin(what: str = "Nouveau code porteur / New PIN") -> Pin:
-    first = make_pin(read_secret(f"{what}: "))
-    second = make_pin(read_secret(f"{what} (confirmation): "))
+def new_pin(io: Io) -> Pin:
+    """The new PIN, typed twice."""
+    first = make_pin(read_secret(io.t("pin.prompt_new")))
+    second = make_pin(read_secret(io.t("pin.prompt_new_again")))
     if first != second:
         raise errors.PinFormatError("the two new PINs differ; nothing was changed")
     return first

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from cps_middleware import errors
-from cps_middleware.cli._common import EXIT_OK, Io, Subparsers, add_command, open_card
+from cps_middleware.cli._common import (
+    EXIT_OK,
+    Io,
+    Subparsers,
+    add_command,
+    describe_holder,
+    open_card,
+    readable_name,
+)
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -59,13 +67,13 @@ def cmd_readers(args: argparse.Namespace, io: Io) -> int:
         return EXIT_OK
     if not readers:
         raise errors.NoReaders("no PC/SC reader found", function="SCardListReaders")
-    table = Table(title="Lecteurs / Readers")
-    for col in ("Reader", "Card", "ATR", "CPS"):
-        table.add_column(col)
+    table = Table(title=io.t("cli.readers_title"))
+    for col in ("cli.col_reader", "cli.col_card", "cli.col_atr", "cli.col_cps"):
+        table.add_column(io.t(col))
     for r in readers:
         table.add_row(
             r.name,
-            ("mute" if r.mute else "yes") if r.card_present else "-",
+            (io.t("cli.card_mute") if r.mute else io.t("common.yes")) if r.card_present else "-",
             r.atr.hex(" ").upper() if r.atr else "",
             r.generation.value if r.generation else "",
         )
@@ -97,33 +105,34 @@ def cmd_cards(args: argparse.Namespace, io: Io) -> int:
         ])
         return EXIT_OK
     if not cards:
-        io.out.print("Aucune carte / no card")
+        io.out.print(io.t("cli.no_card"))
         return EXIT_OK
-    table = Table(title="Cartes / Cards")
-    for col in ("Reader", "Card", "Token", "Holder"):
-        table.add_column(col, overflow="fold")
+    table = Table(title=io.t("cli.cards_title"))
+    for col in ("cli.col_reader", "cli.col_card", "cli.col_token", "cli.col_holder"):
+        table.add_column(io.t(col), overflow="fold")
     for c in cards:
         kind = c.generation.value if c.generation else ("CPS" if c.is_cps else "?")
         table.add_row(
             c.reader or "-",
             f"{kind} {c.interface.value}" if c.atr else kind,
             f"{c.token.label} ({c.token.serial})" if c.token else (c.pkcs11_error or "-"),
-            str(c.holder) if c.holder else "-",
+            describe_holder(c.holder, io.lang) if c.holder else "-",
         )
     io.out.print(table)
     return EXIT_OK
 
 
 def cert_row(cert: x509.Certificate) -> dict[str, Any]:
+    """One certificate as the JSON and the table show it."""
     from cps_middleware.cards.identity import practitioner_from_certificate
 
     who = practitioner_from_certificate(cert)
     name = (f"{who.display_name} ({who.ps_id_nat})" if who.ps_id_nat
-            else who.common_name or cert.subject.rfc4514_string())
+            else who.common_name or readable_name(cert.subject))
     return {
         "name": name,
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": who.issuer_cn or cert.issuer.rfc4514_string(),
+        "subject": readable_name(cert.subject),
+        "issuer": who.issuer_cn or readable_name(cert.issuer),
         "usage": who.usage.value,
         "not_before": who.not_before.isoformat(),
         "not_after": who.not_after.isoformat(),
@@ -136,6 +145,7 @@ def cmd_info(args: argparse.Namespace, io: Io) -> int:
     with open_card(args) as card:
         holder = card.holder
         certs = card.certificates()
+        card_pin_status, card_pin_left = card.pin_status, card.pin_tries_left
         data = {
             "label": card.label,
             "serial": card.serial,
@@ -149,34 +159,38 @@ def cmd_info(args: argparse.Namespace, io: Io) -> int:
     if args.json:
         io.json(data)
         return EXIT_OK
+    from cps_middleware.cli.pin import describe_pin
+
     table = Table(title=f"{data['label']} — {data['generation'] or 'CPS'} — {data['serial']}",
                   show_header=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
+    test = f" ({io.t('common.test_card')})" if holder.is_test_card else ""
     rows = [
-        ("Titulaire / Holder", holder.display_name),
-        ("Profession", f"{holder.profession.label} ({holder.profession.code})"
+        ("cli.info_holder", holder.display_name),
+        ("cli.info_profession", f"{holder.profession.label} ({holder.profession.code})"
          if holder.profession else "-"),
-        ("Identifiant national", holder.ps_id_nat or "-"),
-        ("RPPS / ADELI", holder.rpps or holder.adeli or "-"),
-        ("Carte / Card", (holder.card_number or "-") + (" (TEST)" if holder.is_test_card else "")),
-        ("Valide jusqu'au / until", holder.not_after.date().isoformat()),
-        ("Code porteur / PIN", f"{data['pin_status']} ({data['pin_tries_left']})"),
-        ("Lecteur / Reader", str(data["reader"])),
+        ("cli.info_ps_id_nat", holder.ps_id_nat or "-"),
+        ("cli.info_rpps", holder.rpps or holder.adeli or "-"),
+        ("cli.info_card", (holder.card_number or "-") + test),
+        ("cli.info_until", holder.not_after.date().isoformat()),
+        ("cli.info_pin", describe_pin(io, card_pin_status, card_pin_left)),
+        ("cli.info_reader", str(data["reader"] or "-")),
     ]
     for k, v in rows:
-        table.add_row(k, v)
+        table.add_row(io.t(k), v)
     io.out.print(table)
     print_certs(io, data["certificates"])  # type: ignore[arg-type]
     return EXIT_OK
 
 
 def print_certs(io: Io, rows: list[dict[str, Any]]) -> None:
-    table = Table(title="Certificats / Certificates")
-    for col in ("Usage", "Name", "Issuer", "Valid until"):
-        table.add_column(col, overflow="fold")
+    table = Table(title=io.t("cli.certs_title"))
+    for col in ("cli.col_usage", "cli.col_name", "cli.col_issuer", "cli.col_valid_until"):
+        table.add_column(io.t(col), overflow="fold")
     for r in rows:
-        table.add_row(r["usage"], r["name"], r["issuer"], r["not_after"][:10])
+        usage = f"cli.usage_{r['usage']}"
+        table.add_row(io.t(usage), r["name"], r["issuer"], r["not_after"][:10])
     io.out.print(table)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from cps_middleware.cli._common import (
+    EXIT_ERROR,
     EXIT_OK,
     EXIT_PROBLEM,
     Io,
@@ -18,6 +19,7 @@ from cps_middleware.cli._common import (
     add_command,
     make_pin,
     read_secret,
+    tcp_port,
 )
 from cps_middleware.diagnostics.framework import Check, DiagnosticRun, RunObserver
 
@@ -50,7 +52,8 @@ def register(sub: Subparsers) -> None:
                    help="extra trusted CA certificate (PEM/DER); repeatable")
     p.add_argument("--crl", action="append", metavar="FILE", help="CRL file; repeatable")
     p.add_argument("--crl-dir", metavar="DIR", help="directory of cached CRLs")
-    p.add_argument("--port", type=int, default=0, help="port for --serve (default: any free)")
+    p.add_argument("--port", type=tcp_port(allow_zero=True), default=0,
+                   help="port for --serve (default: any free)")
     p.add_argument("--open", action="store_true", help="open the page in a browser (--serve)")
     p.set_defaults(handler=cmd_diag)
 
@@ -79,7 +82,7 @@ def cmd_diag(args: argparse.Namespace, io: Io) -> int:
         return _serve(args, io)
     pin = None
     if args.url and (args.ask_pin or (sys.stdin is not None and sys.stdin.isatty())):
-        pin = make_pin(read_secret("Code porteur CPS / CPS PIN: "))
+        pin = make_pin(read_secret(io.t("pin.prompt")))
     options = diag_options(args, pin)
     observer = None if (args.json or not io.stderr.isatty()) else RichProgress(io.err)
     run = diagnostics.run(options, lang=args.lang, observer=observer)
@@ -92,25 +95,35 @@ def cmd_diag(args: argparse.Namespace, io: Io) -> int:
 
         render_text(run, io.out, details=args.details)
         if args.html:
-            io.err.print(f"HTML: {args.html}")
+            io.err.print(io.t("cli.diag_html", path=args.html))
     return EXIT_PROBLEM if run.status is diagnostics.Status.ERROR else EXIT_OK
 
 
 def _serve(args: argparse.Namespace, io: Io) -> int:
-    from cps_middleware.diagnostics.web import DiagnosticServer
-
-    server = DiagnosticServer.for_options(diag_options(args), lang=args.lang, port=args.port)
+    try:
+        from cps_middleware.diagnostics.web import DiagnosticServer
+    except ImportError as exc:  # the optional web extra is not installed
+        io.stderr.write(io.t("cli.web_extra_missing", module=exc.name or "starlette") + "\n")
+        return EXIT_ERROR
+    try:
+        server = DiagnosticServer.for_options(diag_options(args), lang=io.lang, port=args.port)
+    except OSError as exc:  # the port is taken, or not ours to bind
+        io.stderr.write(io.t("cli.port_unavailable", port=args.port,
+                             reason=exc.strerror or str(exc)) + "\n")
+        return EXIT_ERROR
     # Plain text on one line, flushed: scripts and tests read the URL from it.
-    io.stdout.write(f"Diagnostic : {server.url}\n(Ctrl-C pour arrêter / to stop)\n")
+    io.stdout.write(io.t("cli.diag_serving", url=server.url) + "\n"
+                    + io.t("cli.diag_stop") + "\n")
     io.stdout.flush()
+    opener = None
     if args.open:
-        import webbrowser
-
-        webbrowser.open(server.url)
+        opener = server.open_browser()
     try:
         server.serve()
     finally:
         server.stop()
+        if opener is not None:
+            opener.cleanup()
     return EXIT_OK
 
 

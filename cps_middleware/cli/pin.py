@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from cps_middleware import errors
 from cps_middleware.cli._common import (
     EXIT_OK,
     EXIT_PROBLEM,
@@ -18,7 +18,10 @@ from cps_middleware.cli._common import (
     read_secret,
 )
 
-__all__ = ["cmd_pin", "register"]
+if TYPE_CHECKING:
+    from cps_middleware.pkcs11 import PinStatus
+
+__all__ = ["cmd_pin", "describe_pin", "register"]
 
 
 def register(sub: Subparsers) -> None:
@@ -37,16 +40,15 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(handler=cmd_pin)
 
 
+def describe_pin(io: Io, status: PinStatus, tries_left: int | None) -> str:
+    """``bloqué``, ``OK (3 essai(s) restant(s))`` ... in the command's language."""
+    words = io.t(f"pin.status_{status.value}")
+    if tries_left is None:
+        return words
+    return f"{words} ({io.t('common.tries_left', n=tries_left)})"
+
+
 def cmd_pin(args: argparse.Namespace, io: Io) -> int:
-    try:
-        return _pin_action(args, io)
-    except errors.FinalTryRefused as exc:
-        exc.hint = ("one try is left: make sure of the PIN (or code), then run again with "
-                    "--allow-final-try")
-        raise
-
-
-def _pin_action(args: argparse.Namespace, io: Io) -> int:
     from cps_middleware.pkcs11 import PinStatus, Puk
 
     with open_card(args) as card:
@@ -55,27 +57,26 @@ def _pin_action(args: argparse.Namespace, io: Io) -> int:
             if args.json:
                 io.json({"pin_status": status.value, "tries_left": left})
             else:
-                io.out.print(f"PIN: {status.value}" + (f" ({left} tries left)" if left is not None
-                                                      else ""))
+                io.out.print(io.t("pin.status_line", status=describe_pin(io, status, left)))
             return EXIT_PROBLEM if status is PinStatus.LOCKED else EXIT_OK
         if args.pin_cmd == "verify":
             if card.pin_status is PinStatus.PIN_PAD:
-                io.err.print("Tapez le code porteur sur le lecteur / type the PIN on the reader")
+                io.err.print(io.t("pin.type_on_reader"))
                 card.login(None, allow_final_try=args.allow_final_try)
             else:
-                pin = make_pin(read_secret("Code porteur CPS / CPS PIN: "))
+                pin = make_pin(read_secret(io.t("pin.prompt")))
                 card.login(pin, allow_final_try=args.allow_final_try)
             card.logout()
-            io.out.print("Code porteur correct / PIN correct")
+            io.out.print(io.t("pin.correct"))
             return EXIT_OK
         if args.pin_cmd == "change":
-            old = make_pin(read_secret("Code porteur actuel / Current PIN: "))
-            new = new_pin()
+            old = make_pin(read_secret(io.t("pin.prompt_current")))
+            new = new_pin(io)
             card.token.change_pin(old, new, allow_final_try=args.allow_final_try)
-            io.out.print("Code porteur changé / PIN changed")
+            io.out.print(io.t("pin.changed"))
             return EXIT_OK
-        puk = Puk(read_secret("Code de déblocage / Unblocking code (PUK): "))
-        new = new_pin()
+        puk = Puk(read_secret(io.t("pin.prompt_puk")))
+        new = new_pin(io)
         card.token.unblock(puk, new, allow_final_try=args.allow_final_try)
-        io.out.print("Code porteur débloqué / PIN unblocked")
+        io.out.print(io.t("pin.unblocked"))
         return EXIT_OK

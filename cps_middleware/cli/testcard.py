@@ -18,6 +18,7 @@ from cps_middleware.cli._common import (
     Subparsers,
     add_actions,
     add_command,
+    tcp_port,
 )
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def register(sub: Subparsers) -> None:
     t.add_argument("--virtual", action="store_true",
                    help="a virtual IAS-ECC CPS3 in a vpcd reader, for OpenSC or any PC/SC "
                    "middleware, served until Ctrl-C or SIGTERM")
-    t.add_argument("--port", type=_tcp_port, default=35965,
+    t.add_argument("--port", type=tcp_port(), default=35965,
                    help="vpcd port of the reader for --virtual (default: 35965)")
     t.add_argument("--json", action="store_true",
                    help="print the card as JSON (--virtual: one line, once the card is in)")
@@ -83,9 +84,9 @@ def cmd_testcard(args: argparse.Namespace, io: Io) -> int:
         if args.json:
             io.json(info)
         else:
-            io.out.print(f"Created test card [bold]{card.name}[/] ({card.label}, serial "
-                         f"{card.serial}) in {card.directory}")
-            io.out.print(f"PKCS#11 module: {card.module_path}")
+            io.out.print(io.t("cli.testcard_created", name=card.name, label=card.label,
+                              serial=card.serial, directory=card.directory))
+            io.out.print(io.t("cli.pkcs11_module", module=card.module_path))
             io.out.print(f"export CPS_TEST_CARDS_DIR={cards_dir.resolve()}")
         return EXIT_OK
     if args.testcard_cmd == "list":
@@ -93,24 +94,26 @@ def cmd_testcard(args: argparse.Namespace, io: Io) -> int:
         if args.json:
             io.json(cards)
             return EXIT_OK
-        table = Table(title=f"Test cards in {cards_dir}")
-        for col in ("Name", "Label", "Serial", "Present", "PIN tries left"):
-            table.add_column(col)
+        table = Table(title=io.t("cli.testcards_title", directory=cards_dir))
+        for col in ("cli.col_name", "cli.col_label", "cli.col_serial", "cli.col_present",
+                    "cli.col_pin_tries"):
+            table.add_column(io.t(col))
         for c in cards:
             table.add_row(str(c.get("name")), str(c.get("label")), str(c.get("serial")),
-                          "yes" if c.get("present") else "no", str(c.get("pin_tries_left")))
+                          io.t("common.yes") if c.get("present") else io.t("common.no"),
+                          str(c.get("pin_tries_left")))
         io.out.print(table)
         return EXIT_OK
     card = _find_test_card(cards_dir, args.name)
     if args.testcard_cmd == "delete":
         card.destroy()
-        io.out.print(f"Deleted test card {args.name}")
+        io.out.print(io.t("cli.testcard_deleted", name=args.name))
     elif args.testcard_cmd == "remove":
         card.remove()
-        io.out.print(f"Test card {args.name} removed from its reader")
+        io.out.print(io.t("cli.testcard_removed", name=args.name))
     elif args.testcard_cmd == "insert":
         card.insert()
-        io.out.print(f"Test card {args.name} inserted")
+        io.out.print(io.t("cli.testcard_inserted", name=args.name))
     return EXIT_OK
 
 
@@ -123,16 +126,6 @@ def _find_test_card(cards_dir: Path, name: str) -> CpsTestCard:
     raise errors.TestCardError(
         f"no test card named {name!r} in {cards_dir}", hint="see `cps testcard list`"
     )
-
-
-def _tcp_port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1 to 65535)")
-    return port
 
 
 def _test_secret(what: str, lengths: range) -> Callable[[str], str]:
@@ -189,14 +182,15 @@ def _virtual_reader(args: argparse.Namespace) -> str:
         try:
             name = vpcd_reader_name(args.port)
         except errors.TestCardError as exc:
-            exc.hint = ("use a port of the scripts/pcscd.sh readers (35963 to 35968), or name "
+            exc.hint = ("use a port of the vpcd readers (35963 to 35968), or name "
                         "the vpcd reader of this port with --reader")
             raise
         found = [r for r in readers if r.name == name]
         if not found:
             raise errors.TestCardError(
                 f"no reader {name!r} (the vpcd reader of port {args.port})",
-                hint="start pcscd with the vpcd readers: scripts/pcscd.sh start")
+                hint="start pcscd with the vpcd readers "
+                     "(as root: python -m cps_middleware.testing.pcscd start)")
         reader = found[0]
     if reader.card_present:
         raise errors.TestCardError(
@@ -213,8 +207,6 @@ def _serve_virtual_cps3(args: argparse.Namespace, io: Io) -> int:
     import threading
     import time
 
-    from rich.markup import escape
-
     from cps_middleware.cards.identity import practitioner_from_certificate
     from cps_middleware.testing.cps3image import VirtualCps3
     from cps_middleware.testing.pki import TestPki
@@ -222,8 +214,7 @@ def _serve_virtual_cps3(args: argparse.Namespace, io: Io) -> int:
     for given, what in ((args.generation != "CPS3", "--generation CPS4"),
                         (args.latency_ms != 0, "--latency-ms"), (args.name, "--name")):
         if given:
-            io.stderr.write(f"cps testcard create: error: {what} cannot be used with --virtual "
-                            "(a virtual card is a CPS3 with no name, served in the foreground)\n")
+            io.stderr.write(io.t("cli.virtual_conflict", option=what) + "\n")
             return EXIT_USAGE
     holder = _test_holder(args)
     reader = _virtual_reader(args)
@@ -252,19 +243,18 @@ def _serve_virtual_cps3(args: argparse.Namespace, io: Io) -> int:
                 }, ensure_ascii=False, default=str) + "\n")
             else:
                 out = io.out
-                out.print(f"Virtual CPS3 in [bold]{escape(card.reader)}[/] (vpcd port "
-                          f"{args.port}): token {escape(card.objects.token_label)}, serial "
-                          f"{card.objects.serial}", soft_wrap=True)
-                out.print(f"Holder: {escape(str(who))}", soft_wrap=True)
-                out.print(f"PIN {card.pin}, PUK {card.puk} (test values)")
+                out.print(io.t("cli.virtual_in", reader=card.reader, port=args.port,
+                               label=card.objects.token_label, serial=card.objects.serial),
+                          soft_wrap=True)
+                out.print(io.t("cli.virtual_holder", holder=who.describe(io.lang)),
+                          soft_wrap=True)
+                out.print(io.t("cli.virtual_codes", pin=card.pin, puk=card.puk))
                 if module and tool:
-                    out.print(f"PKCS#11 module: {escape(module)}", soft_wrap=True)
-                    out.print(escape(tool), soft_wrap=True)  # pasted: never wrapped
+                    out.print(io.t("cli.pkcs11_module", module=module), soft_wrap=True)
+                    out.print(tool, soft_wrap=True)  # pasted: never wrapped
                 else:
-                    out.print("PKCS#11 module: OpenSC not found (Debian/Ubuntu: apt-get install "
-                              "opensc-pkcs11); any PC/SC middleware can use the card",
-                              soft_wrap=True)
-                out.print("Ctrl-C pour retirer la carte / to remove the card")
+                    out.print(io.t("cli.virtual_no_opensc"), soft_wrap=True)
+                out.print(io.t("cli.virtual_stop"))
             io.stdout.flush()
             while not stop:
                 time.sleep(0.2)
@@ -274,5 +264,5 @@ def _serve_virtual_cps3(args: argparse.Namespace, io: Io) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     if not args.json:
-        io.out.print(f"Virtual CPS3 removed from {escape(card.reader)}", soft_wrap=True)
+        io.out.print(io.t("cli.virtual_removed", reader=card.reader), soft_wrap=True)
     return EXIT_OK

@@ -42,16 +42,17 @@ def cmd_test_ssl(args: argparse.Namespace, io: Io) -> int:
     with open_card(args) as card:
         if not card.is_logged_in:
             if card.pin_status is PinStatus.PIN_PAD:
-                io.err.print("Tapez le code porteur sur le lecteur / type the PIN on the reader")
+                io.err.print(io.t("pin.type_on_reader"))
                 card.login(None)
             else:
-                card.login(make_pin(read_secret("Code porteur CPS / CPS PIN: ")),
+                card.login(make_pin(read_secret(io.t("pin.prompt"))),
                            allow_final_try=args.allow_final_try)
         report = test_ssl(args.url, card, cafile=args.cafile, timeout=args.timeout)
         card.logout()
     if args.json:
         io.json({
             "url": report.url, "ok": report.ok, "reason": report.reason,
+            "reason_text": report.reason_text(io.lang),
             "failure": report.failure.name if report.failure else None,
             "detail": report.detail, "protocol": report.protocol, "cipher": report.cipher,
             "client_signature": report.client_signature,
@@ -64,5 +65,6 @@ def cmd_test_ssl(args: argparse.Namespace, io: Io) -> int:
             "timings_ms": report.timings_ms,
         })
     else:
-        io.out.print(report.to_text(), style="green" if report.ok else "red", soft_wrap=True)
+        io.out.print(report.to_text(io.lang), style="green" if report.ok else "red",
+                     soft_wrap=True)
     return EXIT_OK if report.ok else EXIT_PROBLEM

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.table import Table
+from rich.text import Text
 
 from cps_middleware import errors
-from cps_middleware.cli._common import EXIT_OK, EXIT_PROBLEM, Io, Subparsers, add_command
+from cps_middleware.cli._common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Io,
+    Subparsers,
+    add_command,
+    readable_name,
+)
 
 if TYPE_CHECKING:
     from cps_middleware.validation import TrustStore
 
-__all__ = ["cmd_validate", "collect_certificates", "register"]
+__all__ = ["cmd_validate", "collect_certificates", "register", "status_text"]
 
 CERT_SUFFIXES = {".der", ".cer", ".crt", ".pem"}
 
@@ -29,14 +38,16 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--trust", choices=("production", "test"), default="production")
     p.add_argument("--trust-file", action="append", metavar="FILE",
                    help="extra trusted CA certificate(s); repeatable")
-    p.add_argument("--at", metavar="ISO-DATE", help="validation time (default: now)")
+    p.add_argument("--at", metavar="ISO-DATE", type=_iso_time,
+                   help="validation time (default: now)")
     p.add_argument("--json", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per certificate")
     p.set_defaults(handler=cmd_validate)
 
 
-def collect_certificates(paths: Sequence[str]) -> list[tuple[str, bytes]]:
-    """``(name, DER or PEM bytes)`` for each certificate in ``paths`` (files, directories)."""
+def collect_certificates(paths: Sequence[str]) -> list[tuple[str, bytes | OSError]]:
+    """``(name, DER or PEM bytes)`` for each certificate in ``paths`` (files, directories);
+    a file that cannot be read gives ``(name, the OSError)``: a per-item result, not a crash."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -46,9 +57,13 @@ def collect_certificates(paths: Sequence[str]) -> list[tuple[str, bytes]]:
             files.append(p)
         else:
             raise errors.InvalidInput(f"no such file or directory: {p}")
-    out: list[tuple[str, bytes]] = []
+    out: list[tuple[str, bytes | OSError]] = []
     for f in files:
-        data = f.read_bytes()
+        try:
+            data = f.read_bytes()
+        except OSError as exc:
+            out.append((str(f), exc))
+            continue
         if b"-----BEGIN CERTIFICATE-----" in data:
             blocks = data.split(b"-----BEGIN CERTIFICATE-----")[1:]
             for i, block in enumerate(blocks):
@@ -72,12 +87,18 @@ def trust_for(args: argparse.Namespace) -> TrustStore:
     return store
 
 
-def cmd_validate(args: argparse.Namespace, io: Io) -> int:
-    import datetime as dt
+def _iso_time(value: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {value!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
+
+def cmd_validate(args: argparse.Namespace, io: Io) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from cps_middleware.validation import Status, ValidatorBuilder
+    from cps_middleware.validation import Status, ValidationResult, ValidatorBuilder
 
     items = collect_certificates(args.paths)
     builder = ValidatorBuilder().trust(trust_for(args))
@@ -85,19 +106,28 @@ def cmd_validate(args: argparse.Namespace, io: Io) -> int:
         builder.crls(args.crl).revocation("hard") if args.crl else builder.revocation("off")
     )
     if args.at:
-        builder = builder.time(dt.datetime.fromisoformat(args.at))
-    results: list[Any] = []
+        builder = builder.time(args.at)
+    readable = [(i, d) for i, (_n, d) in enumerate(items) if isinstance(d, bytes)]
+    results: list[ValidationResult] = [
+        ValidationResult(Status.MALFORMED, f"unreadable: {d.strerror or d}")
+        for _n, d in items if isinstance(d, OSError)
+    ]
+    unreadable_at = [i for i, (_n, d) in enumerate(items) if isinstance(d, OSError)]
+    checked: list[ValidationResult] = []
     with builder.build() as validator, Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         console=io.err, transient=True, disable=args.json or not io.stderr.isatty(),
     ) as progress:
-        task = progress.add_task("validation", total=len(items))
+        task = progress.add_task(io.t("validation.progress"), total=len(readable))
         chunk = 2000
-        for i in range(0, len(items), chunk):
-            results.extend(validator.validate_many([d for _n, d in items[i:i + chunk]]))
-            progress.update(task, advance=min(chunk, len(items) - i))
+        for i in range(0, len(readable), chunk):
+            checked.extend(validator.validate_many([d for _i, d in readable[i:i + chunk]]))
+            progress.update(task, advance=min(chunk, len(readable) - i))
+    by_index = dict(zip([i for i, _d in readable], checked, strict=True))
+    by_index.update(zip(unreadable_at, results, strict=True))
+    ordered = [by_index[i] for i in range(len(items))]
     counts: dict[str, int] = {}
-    for r in results:
+    for r in ordered:
         counts[r.status.name] = counts.get(r.status.name, 0) + 1
     if args.json:
         io.json({
@@ -105,28 +135,34 @@ def cmd_validate(args: argparse.Namespace, io: Io) -> int:
             "counts": counts,
             "results": [
                 {"file": name, "status": r.status.name, "reason": r.reason,
-                 "path": [c.subject.rfc4514_string() for c in r.path],
+                 "status_text": io.t(f"validation.{r.status.name}"),
+                 "path": [readable_name(c.subject) for c in r.path],
                  "revocation": {"reason": r.revocation.reason,
                                 "date": r.revocation.date.isoformat()} if r.revocation else None}
-                for (name, _d), r in zip(items, results, strict=True)
+                for (name, _d), r in zip(items, ordered, strict=True)
             ],
         })
     else:
         if args.verbose:
-            detail = Table(title="Certificats / Certificates")
-            for col in ("File", "Status", "Reason"):
-                detail.add_column(col, overflow="fold")
-            for (name, _d), r in zip(items, results, strict=True):
-                detail.add_row(name, r.status.name, r.reason)
+            detail = Table(title=io.t("validation.details_title"))
+            for col in ("validation.col_file", "validation.col_status", "validation.col_detail"):
+                detail.add_column(io.t(col), overflow="fold")
+            for (name, _d), r in zip(items, ordered, strict=True):
+                detail.add_row(name, status_text(io, r.status.name), r.reason)
             io.out.print(detail)
-        summary = Table(title=f"{len(results)} certificat(s)")
-        summary.add_column("Status")
-        summary.add_column("Count", justify="right")
+        summary = Table(title=io.t("validation.summary_title", n=len(ordered)))
+        summary.add_column(io.t("validation.col_status"))
+        summary.add_column(io.t("validation.col_count"), justify="right")
         for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
             style = "green" if name == Status.VALID.name else "red"
-            summary.add_row(f"[{style}]{name}[/]", str(n))
+            summary.add_row(Text(status_text(io, name), style=style), str(n))
         io.out.print(summary)
         if not args.crl:
-            io.err.print("revocation not checked (give --crl)", style="yellow")
+            io.err.print(io.t("validation.revocation_not_checked"), style="yellow")
     bad = sum(n for k, n in counts.items() if k != Status.VALID.name)
     return EXIT_PROBLEM if bad else EXIT_OK
+
+
+def status_text(io: Io, name: str) -> str:
+    """``valide (VALID)``: the verdict in the command's language, with the code programs use."""
+    return f"{io.t('validation.' + name)} ({name})"

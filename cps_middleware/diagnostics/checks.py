@@ -27,8 +27,16 @@ from cps_middleware.card import CpsCard
 from cps_middleware.cards._x509 import is_ca
 from cps_middleware.cards.atr import CardGeneration, CardInterface
 from cps_middleware.cards.identity import Practitioner
-from cps_middleware.diagnostics.framework import Check, CheckContext, Finding, error_details
+from cps_middleware.diagnostics.framework import (
+    Check,
+    CheckContext,
+    CheckFunction,
+    Finding,
+    Status,
+    error_details,
+)
 from cps_middleware.errors import (
+    CpsError,
     FinalTryRefused,
     InvalidInput,
     ModuleLoadError,
@@ -37,6 +45,7 @@ from cps_middleware.errors import (
     PinLocked,
     SelectionError,
 )
+from cps_middleware.messages import text
 from cps_middleware.pcsc.context import PcscContext
 from cps_middleware.pcsc.readers import ReaderInfo, list_readers
 from cps_middleware.pkcs11 import Module, Pin, PinStatus, Token, TokenInfo, load_module
@@ -928,16 +937,61 @@ def check_test_ssl(ctx: CheckContext) -> Finding:
     )
 
 
+# --- a software test card uses no reader -----------------------------------------------
+
+
+def _software_module(ctx: CheckContext) -> str | None:
+    """The module's name when it is a software token (SoftHSM, the CPS test token), which
+    reads no card reader; ``None`` for a real card's middleware or no module."""
+    try:
+        module = load_module(_opts(ctx).module)
+    except CpsError:
+        return None
+    name = f"{module.description} {module.manufacturer}"
+    return (module.description or module.manufacturer) if "softhsm" in name.casefold() else None
+
+
+def _unless_software_card(function: CheckFunction) -> CheckFunction:
+    """A PC/SC check whose failure does not matter for a software test card: skipped
+    ("not needed") instead of an error, so that a diagnostic of a working SoftHSM card
+    does not conclude that a problem prevents using it."""
+
+    def check(ctx: CheckContext) -> Finding:
+        try:
+            finding = function(ctx)
+        except CpsError:
+            finding = None
+        if finding is None or finding.status is Status.ERROR:
+            soft = _software_module(ctx)
+            if soft is not None:
+                return ctx.skipped(
+                    "pcsc.not_used",
+                    text("diag.not_pcsc_card", "fr", module=soft),
+                    text("diag.not_pcsc_card", "en", module=soft),
+                    **(dict(finding.details) if finding else {}),
+                )
+            if finding is None:
+                raise
+        return finding
+
+    check.__name__ = function.__name__
+    check.__doc__ = function.__doc__
+    return check
+
+
 # --- the list ---------------------------------------------------------------------------
 
 DEFAULT_CHECKS: tuple[Check, ...] = (
     Check("pcsc.service", "Service des cartes à puce (PC/SC)", "Smart card service (PC/SC)",
-          check_pcsc_service, timeout=10),
-    Check("pcsc.readers", "Lecteurs de cartes", "Card readers", check_readers,
+          _unless_software_card(check_pcsc_service), timeout=10),
+    Check("pcsc.readers", "Lecteurs de cartes", "Card readers",
+          _unless_software_card(check_readers),
           depends=("pcsc.service",), timeout=10),
-    Check("pcsc.card", "Carte dans le lecteur", "Card in the reader", check_card_present,
+    Check("pcsc.card", "Carte dans le lecteur", "Card in the reader",
+          _unless_software_card(check_card_present),
           depends=("pcsc.readers",), timeout=10),
-    Check("card.atr", "Carte CPS reconnue", "CPS card recognised", check_atr,
+    Check("card.atr", "Carte CPS reconnue", "CPS card recognised",
+          _unless_software_card(check_atr),
           depends=("pcsc.card",), timeout=10),
     Check("pkcs11.module", "Logiciel de la carte (module PKCS#11)",
           "Card middleware (PKCS#11 module)", check_module, timeout=20),

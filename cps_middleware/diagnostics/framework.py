@@ -50,6 +50,7 @@ from typing import Any
 
 from cps_middleware import errors
 from cps_middleware.diagnostics.remedies import LANGUAGES, Remedy, remedy
+from cps_middleware.messages import error_summary, text
 
 __all__ = [
     "SCHEMA",
@@ -366,14 +367,18 @@ def error_details(exc: BaseException) -> dict[str, JsonValue]:
 
 def _finding_from_exception(ctx: CheckContext, exc: BaseException) -> Finding:
     if isinstance(exc, errors.CpsError):
+        # The French slot gets the catalogue's sentence for the error's class, never the
+        # library's (English) message, which stays in the details.
         reason = "error." + type(exc).__name__
         return ctx.error(
-            reason, exc.message, exc.message, remedy_for_error(exc), **error_details(exc)
+            reason, error_summary(exc, "fr"), exc.message, remedy_for_error(exc),
+            **error_details(exc),
         )
+    error = f"{type(exc).__name__}: {exc}"
     return ctx.error(
         "internal",
-        f"Erreur inattendue : {type(exc).__name__}: {exc}",
-        f"Unexpected error: {type(exc).__name__}: {exc}",
+        text("diag.unexpected", "fr", error=error),
+        text("diag.unexpected", "en", error=error),
         "internal",
         **error_details(exc),
     )
@@ -396,8 +401,8 @@ def _call_with_timeout(check: Check, ctx: CheckContext) -> Finding:
     if worker.is_alive():
         return ctx.error(
             "timeout",
-            f"Pas de réponse en {check.timeout:g} s.",
-            f"No answer within {check.timeout:g} s.",
+            text("diag.timeout", "fr", seconds=f"{check.timeout:g}"),
+            text("diag.timeout", "en", seconds=f"{check.timeout:g}"),
             "timeout",
             timeout_s=check.timeout,
         )
@@ -467,8 +472,8 @@ def run_checks(
                 titles = ", ".join(results[d].title for d in failed)
                 finding = ctx.skipped(
                     "dependency",
-                    f"Non vérifié : l'étape « {titles} » n'a pas abouti.",
-                    f"Not checked: \u201c{titles}\u201d did not pass.",
+                    text("diag.dependency", "fr", titles=titles),
+                    text("diag.dependency", "en", titles=titles),
                     depends_on=failed,
                 )
             else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console, Group
@@ -18,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from cps_middleware.diagnostics.framework import CheckResult, DiagnosticRun, Status
+from cps_middleware.diagnostics.remedies import LANGUAGES
+from cps_middleware.messages import text
 
 __all__ = [
     "CSS",
@@ -28,20 +29,6 @@ __all__ = [
     "status_label",
 ]
 
-_LABELS = {
-    "fr": {
-        Status.OK: "OK",
-        Status.WARNING: "Attention",
-        Status.ERROR: "Erreur",
-        Status.SKIPPED: "Non vérifié",
-    },
-    "en": {
-        Status.OK: "OK",
-        Status.WARNING: "Warning",
-        Status.ERROR: "Error",
-        Status.SKIPPED: "Not checked",
-    },
-}
 _ICONS = {Status.OK: "✔", Status.WARNING: "▲", Status.ERROR: "✖", Status.SKIPPED: "–"}
 _STYLES = {
     Status.OK: "bold green",
@@ -49,54 +36,21 @@ _STYLES = {
     Status.ERROR: "bold red",
     Status.SKIPPED: "dim",
 }
-_WORDS = {
-    "fr": {
-        "title": "Diagnostic de la carte CPS",
-        "check": "Vérification",
-        "status": "État",
-        "seen": "Constat",
-        "what_to_do": "Que faire ?",
-        "details": "Détails techniques",
-        "overall": {
-            Status.OK: "Tout fonctionne.",
-            Status.WARNING: "Cela fonctionne, avec des points d'attention.",
-            Status.ERROR: "Un problème empêche d'utiliser la carte.",
-            Status.SKIPPED: "Rien n'a été vérifié.",
-        },
-        "summary": "{ok} OK, {warning} avertissement(s), {error} erreur(s), {skipped} non "
-        "vérifié(s) — {duration:.1f} s",
-        "generated": "Rapport produit par cps-middleware {version} le {when}",
-    },
-    "en": {
-        "title": "CPS card diagnostic",
-        "check": "Check",
-        "status": "Status",
-        "seen": "Finding",
-        "what_to_do": "What to do",
-        "details": "Technical details",
-        "overall": {
-            Status.OK: "Everything works.",
-            Status.WARNING: "It works, with points to watch.",
-            Status.ERROR: "A problem prevents using the card.",
-            Status.SKIPPED: "Nothing was checked.",
-        },
-        "summary": "{ok} OK, {warning} warning(s), {error} error(s), {skipped} not checked "
-        "— {duration:.1f} s",
-        "generated": "Report made by cps-middleware {version} on {when}",
-    },
-}
-
-
-def _w(lang: str) -> Mapping[str, Any]:
-    return _WORDS.get(lang, _WORDS["fr"])
+def _w(lang: str, key: str, **values: object) -> str:
+    return text(f"diag.{key}", lang if lang in LANGUAGES else "fr", **values)
 
 
 def status_label(status: Status, lang: str = "fr") -> str:
-    return _LABELS.get(lang, _LABELS["fr"])[status]
+    """``OK``, ``Attention``, ``Erreur``, ``Non vérifié`` (or English)."""
+    return _w(lang, f"status_{status.value}")
+
+
+def _overall(run: DiagnosticRun) -> str:
+    return _w(run.lang, f"overall_{run.status.value}")
 
 
 def _summary(run: DiagnosticRun) -> str:
-    return str(_w(run.lang)["summary"]).format(duration=run.duration_s, **run.counts())
+    return _w(run.lang, "summary", duration=f"{run.duration_s:.1f}", **run.counts())
 
 
 def _detail_text(value: Any) -> str:
@@ -112,16 +66,17 @@ def _detail_text(value: Any) -> str:
 
 def render_text(run: DiagnosticRun, console: Console, *, details: bool = False) -> None:
     """Print the run on a rich console: a table of checks, then what to do for each problem."""
-    w = _w(run.lang)
-    table = Table(title=str(w["title"]), title_style="bold", expand=False, show_lines=False)
-    table.add_column(str(w["status"]), no_wrap=True)
-    table.add_column(str(w["check"]), style="bold", max_width=26)
-    table.add_column(str(w["seen"]), overflow="fold")
+    lang = run.lang
+    table = Table(title=Text(_w(lang, "title"), style="bold"), expand=False, show_lines=False)
+    table.add_column(_w(lang, "col_status"), no_wrap=True)
+    table.add_column(_w(lang, "col_check"), style="bold", max_width=26)
+    table.add_column(_w(lang, "col_seen"), overflow="fold")
     for r in run.results:
+        # Text, never markup: what a check saw (reader names, holder names) is shown as is.
         table.add_row(
-            Text(f"{_ICONS[r.status]} {status_label(r.status, run.lang)}", style=_STYLES[r.status]),
-            r.title,
-            r.seen,
+            Text(f"{_ICONS[r.status]} {status_label(r.status, lang)}", style=_STYLES[r.status]),
+            Text(r.title),
+            Text(r.seen),
         )
     console.print(table)
     for r in run.results:
@@ -134,20 +89,20 @@ def render_text(run: DiagnosticRun, console: Console, *, details: bool = False) 
             for i, step in enumerate(r.remedy.steps, 1):
                 parts.append(Text(f"{i}. {step}"))
         if show_details:
-            parts.append(Text(str(w["details"]), style="dim bold"))
+            parts.append(Text(_w(lang, "details"), style="dim bold"))
             for k, v in r.details.items():
                 parts.append(Text(f"  {k}: {_detail_text(v)}", style="dim"))
         console.print(
             Panel(
                 Group(*parts),
-                title=f"{_ICONS[r.status]} {r.title}",
+                title=Text(f"{_ICONS[r.status]} {r.title}"),
                 title_align="left",
                 border_style=_STYLES[r.status].replace("bold ", ""),
             )
         )
     overall = run.status
     console.print(
-        Text(f"{_ICONS[overall]} {w['overall'][overall]}", style=_STYLES[overall]),
+        Text(f"{_ICONS[overall]} {_overall(run)}", style=_STYLES[overall]),
         Text(_summary(run), style="dim"),
     )
 
@@ -159,7 +114,7 @@ def render_text_string(
     buf = io.StringIO()
     console = Console(
         file=buf, width=width, force_terminal=color, no_color=not color, highlight=False,
-        color_system="standard" if color else None,
+        color_system="standard" if color else None, markup=False, emoji=False,
     )
     render_text(run, console, details=details)
     return buf.getvalue()
@@ -203,7 +158,6 @@ details dt { font-weight:600; } details dd { margin:0; word-break: break-word;
 def render_result_html(result: CheckResult, lang: str = "fr") -> str:
     """One result as an HTML ``<section>`` (all text escaped)."""
     e = html.escape
-    w = _w(lang)
     st = result.status.value
     out = [
         f'<section class="result {st}" data-check="{e(result.check_id)}" data-status="{st}">',
@@ -213,12 +167,12 @@ def render_result_html(result: CheckResult, lang: str = "fr") -> str:
     ]
     if result.remedy is not None:
         out.append(
-            f'<div class="remedy"><h3>{e(str(w["what_to_do"]))} {e(result.remedy.title)}</h3><ol>'
+            f'<div class="remedy"><h3>{e(_w(lang, "what_to_do"))} {e(result.remedy.title)}</h3><ol>'
         )
         out.extend(f"<li>{e(step)}</li>" for step in result.remedy.steps)
         out.append("</ol></div>")
     if result.details:
-        out.append(f"<details><summary>{e(str(w['details']))}</summary><dl>")
+        out.append(f"<details><summary>{e(_w(lang, 'details'))}</summary><dl>")
         for k, v in result.details.items():
             out.append(f"<dt>{e(k)}</dt><dd>{e(_detail_text(v))}</dd>")
         out.append("</dl></details>")
@@ -228,10 +182,9 @@ def render_result_html(result: CheckResult, lang: str = "fr") -> str:
 
 def render_overall_html(run: DiagnosticRun) -> str:
     e = html.escape
-    w = _w(run.lang)
     st = run.status
     return (
-        f'<div class="overall {st.value}" data-overall="{st.value}">{e(str(w["overall"][st]))}'
+        f'<div class="overall {st.value}" data-overall="{st.value}">{e(_overall(run))}'
         f'</div><p class="muted">{e(_summary(run))}</p>'
     )
 
@@ -239,18 +192,18 @@ def render_overall_html(run: DiagnosticRun) -> str:
 def render_html(run: DiagnosticRun) -> str:
     """A self-contained HTML page (inline CSS, no script, no external resource)."""
     e = html.escape
-    w = _w(run.lang)
     env = run.environment
     body = "".join(render_result_html(r, run.lang) for r in run.results)
-    footer = str(w["generated"]).format(version=run.tool_version, when=run.started_at)
+    footer = _w(run.lang, "generated", version=run.tool_version, when=run.started_at)
+    title = _w(run.lang, "title")
     envline = " · ".join(
         str(env[k]) for k in ("os", "os_release", "machine", "python") if k in env
     )
     return (
         f'<!DOCTYPE html>\n<html lang="{e(run.lang)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{e(str(w['title']))}</title><style>{CSS}</style></head><body><main>"
-        f"<h1>{e(str(w['title']))}</h1><p class=\"muted\">{e(envline)}</p>"
+        f"<title>{e(title)}</title><style>{CSS}</style></head><body><main>"
+        f"<h1>{e(title)}</h1><p class=\"muted\">{e(envline)}</p>"
         f"{render_overall_html(run)}{body}"
         f'<p class="muted">{e(footer)}</p></main></body></html>\n'
     )

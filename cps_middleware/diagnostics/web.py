@@ -44,9 +44,10 @@ from cps_middleware.diagnostics.checks import DiagnosticOptions
 from cps_middleware.diagnostics.framework import Check, CheckResult, DiagnosticRun, RunObserver
 from cps_middleware.diagnostics.remedies import LANGUAGES
 from cps_middleware.diagnostics.report import CSS, render_overall_html, render_result_html
+from cps_middleware.messages import error_text, text
 from cps_middleware.pkcs11 import Pin
 
-__all__ = ["DiagnosticServer", "RunFunction"]
+__all__ = ["BrowserOpener", "DiagnosticServer", "RunFunction"]
 
 #: What the server calls to run a diagnostic: (lang, url, pin digits or None, observer) -> run.
 RunFunction = Callable[[str, str | None, str | None, RunObserver], DiagnosticRun]
@@ -159,31 +160,6 @@ class _Progress(RunObserver):
         self.state.results.append(result)
 
 
-_PAGE_WORDS = {
-    "fr": {
-        "title": "Diagnostic de la carte CPS",
-        "intro": "Ce diagnostic vérifie le lecteur, la carte, le logiciel de la carte, les "
-        "certificats et le code porteur, sans consommer d'essai.",
-        "url": "Adresse pour le Test SSL (facultatif)",
-        "pin": "Code porteur (seulement pour le Test SSL ; jamais enregistré)",
-        "run": "Lancer le diagnostic",
-        "running": "Vérification en cours",
-        "json": "Télécharger le rapport (JSON) pour le support",
-        "other": "English",
-    },
-    "en": {
-        "title": "CPS card diagnostic",
-        "intro": "This diagnostic checks the reader, the card, the card middleware, the "
-        "certificates and the PIN, without spending a try.",
-        "url": "Address for the Test SSL (optional)",
-        "pin": "PIN (code porteur; only for the Test SSL; never stored)",
-        "run": "Run the diagnostic",
-        "running": "Checking",
-        "json": "Download the report (JSON) for support",
-        "other": "Français",
-    },
-}
-
 _JS = r"""
 "use strict";
 const form = document.getElementById("diag-form");
@@ -239,6 +215,50 @@ form.addEventListener("submit", async (ev) => {
   poll(s.id);
 });
 """
+
+
+class BrowserOpener:
+    """A private local file that redirects to the token URL (see ``open_browser``)."""
+
+    def __init__(self, url: str, lang: str = "fr") -> None:
+        import html
+        import os
+        import tempfile
+        from pathlib import Path
+
+        self.directory = Path(tempfile.mkdtemp(prefix="cps-diag-"))  # 0700
+        self.path = self.directory / "diagnostic.html"
+        e = html.escape(url, quote=True)
+        page = (
+            f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
+            '<meta name="referrer" content="no-referrer">'
+            f'<meta http-equiv="refresh" content="0;url={e}">'
+            f"<title>{html.escape(text('diag.title', lang))}</title></head><body>"
+            f'<p><a href="{e}">{html.escape(text("diag.page_open", lang))}</a></p>'
+            "</body></html>\n"
+        )
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(page)
+
+    @property
+    def uri(self) -> str:
+        """``file:///...`` of the redirecting file: what goes on the browser's command line."""
+        return self.path.as_uri()
+
+    def open(self, browser: Callable[[str], object] | None = None) -> None:
+        """Start the browser on :attr:`uri` (``webbrowser.open`` unless ``browser`` is given)."""
+        if browser is None:
+            import webbrowser
+
+            browser = webbrowser.open
+        browser(self.uri)
+
+    def cleanup(self) -> None:
+        """Remove the file (once the browser has loaded it, or when the server stops)."""
+        import shutil
+
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class DiagnosticServer:
@@ -304,6 +324,17 @@ class DiagnosticServer:
         """The URL to open (it carries the token)."""
         return f"http://{self.host}:{self.port}/{self.token}/"
 
+    def open_browser(self, *, browser: Callable[[str], object] | None = None) -> BrowserOpener:
+        """Open the page in the user's browser without the token on any command line.
+
+        The browser is started on a private file (``0600`` in a ``0700`` directory)
+        that sends it on to :attr:`url`: ``ps`` shows only that file's path. Call
+        :meth:`BrowserOpener.cleanup` when the server stops.
+        """
+        opener = BrowserOpener(self.url, self.lang)
+        opener.open(browser)
+        return opener
+
     # --- the app ------------------------------------------------------------------
 
     def _starlette(self) -> Starlette:
@@ -321,23 +352,26 @@ class DiagnosticServer:
 
         lang = request.query_params.get("lang", self.lang)
         lang = lang if lang in LANGUAGES else "fr"
-        w = _PAGE_WORDS[lang]
+
+        def w(key: str) -> str:
+            return text("diag." + key, lang)
+
         other = "en" if lang == "fr" else "fr"
         e = html.escape
         return HTMLResponse(
             f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{e(w["title"])}</title><link rel="stylesheet" href="app.css"></head>'
-            f'<body data-state="idle" data-running="{e(w["running"])}" '
-            f'data-json-label="{e(w["json"])}"><main>'
-            f'<p class="muted lang"><a href="?lang={other}">{e(w["other"])}</a></p>'
-            f'<h1>{e(w["title"])}</h1><p>{e(w["intro"])}</p>'
+            f'<title>{e(w("title"))}</title><link rel="stylesheet" href="app.css"></head>'
+            f'<body data-state="idle" data-running="{e(w("page_running"))}" '
+            f'data-json-label="{e(w("page_json"))}"><main>'
+            f'<p class="muted lang"><a href="?lang={other}">{e(w("page_other"))}</a></p>'
+            f'<h1>{e(w("title"))}</h1><p>{e(w("page_intro"))}</p>'
             '<form id="diag-form" autocomplete="off">'
-            f'<p><label>{e(w["url"])}<br><input id="url" type="url" size="50" '
+            f'<p><label>{e(w("page_url"))}<br><input id="url" type="url" size="50" '
             f'value="{e(self.default_url or "")}"></label></p>'
-            f'<p><label>{e(w["pin"])}<br><input id="pin" type="password" inputmode="numeric" '
+            f'<p><label>{e(w("page_pin"))}<br><input id="pin" type="password" inputmode="numeric" '
             'autocomplete="off" maxlength="8" size="10"></label></p>'
-            f'<p><button id="run" type="submit">{e(w["run"])}</button> '
+            f'<p><button id="run" type="submit">{e(w("page_run"))}</button> '
             '<progress id="progress" hidden></progress> <span id="status" role="status"></span></p>'
             '</form><div id="overall"></div><div id="results" aria-live="polite"></div>'
             '<script src="app.js"></script></main></body></html>'
@@ -367,7 +401,7 @@ class DiagnosticServer:
         pin = body.get("pin") or None
         body.clear()
         if url is not None and (not isinstance(url, str) or not url.startswith("https://")):
-            return JSONResponse({"error": "the Test SSL address must start with https://"},
+            return JSONResponse({"error": text("diag.page_need_https", str(lang))},
                                 status_code=400)
         if pin is not None and not isinstance(pin, str):
             return PlainTextResponse("bad PIN field", status_code=400)
@@ -387,7 +421,8 @@ class DiagnosticServer:
         try:
             state.run = self.run_function(state.lang, url, pin, _Progress(state))
         except Exception as exc:  # shown on the page; never the PIN (not in any message here)
-            state.error = f"{type(exc).__name__}: {exc}"
+            state.error = text("diag.page_run_failed", state.lang,
+                               error=error_text(exc, state.lang))
         finally:
             pin = None
             state.done.set()

@@ -25,14 +25,15 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 __all__ = [
-    "AREAS", "LANGUAGES", "Lang", "Msg", "all_messages", "default_lang", "resolve_lang", "text",
+    "AREAS", "LANGUAGES", "Lang", "Msg", "all_messages", "default_lang", "error_hint",
+    "error_summary", "error_text", "has", "resolve_lang", "text",
 ]
 
 Lang = Literal["fr", "en"]
 LANGUAGES: tuple[Lang, ...] = ("fr", "en")
 
 # Every area's module; a test renders every code of every area in both languages.
-AREAS: tuple[str, ...] = ("common",)
+AREAS: tuple[str, ...] = ("common", "errors", "cli", "demo", "diag", "tls", "pin", "validation")
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,51 @@ def text(code: str, lang: str | None = None, /, **values: object) -> str:
     area = code.split(".", 1)[0]
     msg = _area(area)[code]
     return msg.get(resolve_lang(lang)).format(**values)
+
+
+def has(code: str) -> bool:
+    """Whether the catalogue holds ``code``."""
+    area = code.split(".", 1)[0]
+    return area in AREAS and code in _area(area)
+
+
+def _error_code(exc: BaseException) -> str:
+    for cls in type(exc).__mro__:
+        code = f"errors.{cls.__name__}"
+        if has(code):
+            return code
+    return "errors.CpsError"
+
+
+def error_summary(exc: BaseException, lang: str | None = None) -> str:
+    """What the error means in one sentence of ``lang`` (from its class, never its message),
+    with the tries left when the error knows them."""
+    out = text(_error_code(exc), lang)
+    tries = getattr(exc, "tries_left", None)
+    if isinstance(tries, int):
+        out = out.rstrip(".") + " (" + text("common.tries_left", lang, n=tries) + ")."
+    return out
+
+
+def error_hint(exc: BaseException, lang: str | None = None) -> str:
+    """What to do about the error, in ``lang``."""
+    code = _error_code(exc) + ".hint"
+    return text(code, lang) if has(code) else ""
+
+
+def error_text(exc: BaseException, lang: str | None = None) -> str:
+    """The one line a person reads for a library error.
+
+    English: the error itself (function, code, message, module, hint). French:
+    the meaning and what to do from the catalogue, then the technical facts
+    (function, code name, the library's message) after ``détail technique``.
+    """
+    if resolve_lang(lang) == "en":
+        return str(exc)
+    facts = [getattr(exc, "function", None), getattr(exc, "code_name", None),
+             getattr(exc, "message", None) or str(exc)]
+    module = getattr(exc, "module", None)
+    technical = ": ".join(f for f in facts if f) + (f" [{module}]" if module else "")
+    hint = error_hint(exc, lang)
+    return (error_summary(exc, lang) + (f" — {hint}" if hint else "")
+            + (" (" + text("common.technical", lang, detail=technical) + ")" if technical else ""))

@@ -10,4 +10,7 @@ MESSAGES: dict[str, Msg] = {
     "common.no": Msg(fr="non", en="no"),
     "common.error": Msg(fr="Erreur", en="Error"),
     "common.skipped": Msg(fr="ignoré", en="skipped"),
+    "common.technical": Msg(fr="détail technique : {detail}", en="technical detail: {detail}"),
+    "common.test_card": Msg(fr="carte de TEST", en="TEST card"),
+    "common.none": Msg(fr="aucun", en="none"),
 }

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from cps_middleware.cards._x509 import readable_name
 from cps_middleware.cards.identity import practitioner_from_certificate
 from cps_middleware.testing.pki import key_usage
 
@@ -190,8 +191,8 @@ def _describe_client(der: bytes | None) -> dict[str, Any] | None:
     cert = x509.load_der_x509_certificate(der)
     holder = practitioner_from_certificate(cert)
     return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
+        "subject": readable_name(cert.subject),
+        "issuer": readable_name(cert.issuer),
         "serial": format(cert.serial_number, "X"),
         "ps_id_nat": holder.ps_id_nat,
         "holder": holder.to_dict(),

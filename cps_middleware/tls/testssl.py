@@ -36,6 +36,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from cps_middleware.cards._x509 import readable_name
 from cps_middleware.cards.identity import Practitioner, practitioner_from_certificate
 from cps_middleware.errors import (
     CardRemoved,
@@ -44,6 +45,7 @@ from cps_middleware.errors import (
     NotLoggedIn,
     PinError,
 )
+from cps_middleware.messages import has, resolve_lang, text
 from cps_middleware.tls import _native
 from cps_middleware.tls.context import client_context
 
@@ -108,43 +110,51 @@ class TestSslResult:
 
     @property
     def reason(self) -> str:
+        """Why it failed, or that it worked, in English (see :meth:`reason_text`)."""
         return self.failure.value if self.failure else "the server accepted the card"
 
-    def to_text(self) -> str:
-        lines = [f"Test SSL {self.url}: {'OK' if self.ok else 'FAILED'} — {self.reason}"]
+    def reason_text(self, lang: str | None = None) -> str:
+        """:attr:`reason` in ``lang`` (default: French unless the locale says English)."""
+        code = f"tls.failure_{self.failure.name.lower()}" if self.failure else "tls.accepted"
+        return text(code, lang)
+
+    def to_text(self, lang: str | None = None) -> str:
+        """The report a person reads, in ``lang`` (default: French unless the locale says
+        English); names as short attribute names, dates as ISO."""
+        lang = resolve_lang(lang)
+
+        def t(code: str, **values: object) -> str:
+            return text(code, lang, **values)
+
+        verdict = "OK" if self.ok else t("tls.failed")
+        lines = [t("tls.head", url=self.url, verdict=verdict, reason=self.reason_text(lang))]
         if self.client_holder is not None:
-            lines.append(f"  card holder: {self.client_holder}")
+            lines.append(t("tls.holder", holder=self.client_holder.describe(lang)))
         if self.detail:
-            lines.append(f"  detail: {self.detail}")
+            lines.append(t("tls.detail", detail=self.detail))
         if self.protocol:
-            lines.append(f"  protocol: {self.protocol}, cipher: {self.cipher}")
+            lines.append(t("tls.protocol", protocol=self.protocol, cipher=self.cipher))
         if self.client_signature:
-            lines.append(f"  client signature: {self.client_signature}")
-        lines.append(f"  server verified: {'yes' if self.server_verified else 'no'}")
+            lines.append(t("tls.signature", signature=self.client_signature))
+        yes_no = t("common.yes") if self.server_verified else t("common.no")
+        lines.append(t("tls.server_verified", answer=yes_no))
         if self.server_chain:
-            lines.append(
-                f"  server chain: {len(self.server_chain)} certificate(s), "
-                f"read with {_SOURCE_TEXT.get(self.server_chain_source or '', '?')}"
-            )
+            source = self.server_chain_source or ""
+            how = t(f"tls.source_{source}") if source in _SOURCES else "?"
+            lines.append(t("tls.chain", n=len(self.server_chain), source=how))
         for c in self.server_chain:
-            lines.append(
-                f"  server cert: {c.subject} (issuer {c.issuer}, "
-                f"{c.not_before:%Y-%m-%d} → {c.not_after:%Y-%m-%d})"
-            )
+            lines.append(t("tls.server_cert", subject=c.subject, issuer=c.issuer,
+                           start=f"{c.not_before:%Y-%m-%d}", end=f"{c.not_after:%Y-%m-%d}"))
         if self.http_status is not None:
-            lines.append(f"  HTTP status: {self.http_status}")
+            lines.append(t("tls.http_status", status=self.http_status))
         if self.timings_ms:
-            lines.append(
-                "  timings (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in self.timings_ms.items())
-            )
+            lines.append(t("tls.timings", timings=", ".join(
+                f"{t('tls.timing_' + k) if has('tls.timing_' + k) else k} {v:.1f}"
+                for k, v in self.timings_ms.items())))
         return "\n".join(lines)
 
 
-_SOURCE_TEXT = {
-    "get_unverified_chain": "the card connection (get_unverified_chain)",
-    "pyopenssl": "a separate handshake without the card (pyOpenSSL)",
-    "leaf_only": "the card connection (leaf only: the separate handshake failed or differed)",
-}
+_SOURCES = ("get_unverified_chain", "pyopenssl", "leaf_only")
 
 
 def _describe(ders: list[bytes]) -> tuple[ServerCertificate, ...]:
@@ -153,8 +163,8 @@ def _describe(ders: list[bytes]) -> tuple[ServerCertificate, ...]:
         cert = x509.load_der_x509_certificate(der)
         out.append(
             ServerCertificate(
-                cert.subject.rfc4514_string(),
-                cert.issuer.rfc4514_string(),
+                readable_name(cert.subject),
+                readable_name(cert.issuer),
                 cert.not_valid_before_utc,
                 cert.not_valid_after_utc,
             )

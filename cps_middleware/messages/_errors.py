@@ -1,0 +1,175 @@
+"""What each library error means, for a person: one sentence and what to do, per error class.
+
+Codes are ``errors.<ClassName>`` (the sentence) and ``errors.<ClassName>.hint``
+(what to do). :func:`cps_middleware.messages.error_text` walks an exception's
+classes up to ``CpsError`` and uses the first one that has a sentence here, so
+a French reader never gets the (English) technical message in the French slot.
+"""
+
+from __future__ import annotations
+
+from cps_middleware.messages import Msg
+
+MESSAGES: dict[str, Msg] = {
+    "errors.CpsError": Msg(fr="La bibliothèque CPS a signalé une erreur.",
+                           en="The CPS library reported an error."),
+    "errors.CpsError.hint": Msg(fr="relancez avec --debug et transmettez le détail au support",
+                                en="run again with --debug and send the details to support"),
+    "errors.InvalidInput": Msg(fr="Une valeur donnée n'est pas valable.",
+                               en="A value given is not valid."),
+    "errors.InvalidInput.hint": Msg(fr="vérifiez la valeur indiquée",
+                                    en="check the value given"),
+    "errors.PinFormatError": Msg(fr="Le code saisi n'a pas le bon format.",
+                                 en="The code typed has the wrong format."),
+    "errors.PinFormatError.hint": Msg(
+        fr="le code porteur d'une CPS a 4 à 8 chiffres ; le code de déblocage (PUK) en a 8",
+        en="a CPS holder PIN is 4 to 8 digits; the unblocking code (PUK) is 8 digits"),
+    "errors.TestCardError": Msg(fr="La carte de test ne peut pas être utilisée ainsi.",
+                                en="The test card cannot be used this way."),
+    "errors.TestCardError.hint": Msg(fr="vérifiez les options données pour la carte de test",
+                                     en="check the options given for the test card"),
+    "errors.ValidationSetupError": Msg(fr="La validation des certificats est mal configurée.",
+                                       en="The certificate validation is badly set up."),
+    "errors.ValidationSetupError.hint": Msg(
+        fr="vérifiez les autorités de confiance, les listes de révocation et les options",
+        en="check the trust anchors, revocation lists and options"),
+    "errors.PcscError": Msg(fr="Le lecteur de cartes a signalé une erreur.",
+                            en="The card reader reported an error."),
+    "errors.PcscError.hint": Msg(fr="vérifiez le lecteur et le service des cartes à puce",
+                                 en="check the reader and the smart-card service"),
+    "errors.PcscServiceUnavailable": Msg(
+        fr="Le service des cartes à puce (PC/SC) ne répond pas.",
+        en="The smart-card service (PC/SC) does not answer."),
+    "errors.PcscServiceUnavailable.hint": Msg(
+        fr="démarrez le service pcscd (ou « Carte à puce » sous Windows)",
+        en="start the pcscd service (or 'Smart Card' on Windows)"),
+    "errors.NoReaders": Msg(fr="Aucun lecteur de cartes n'est branché.",
+                            en="No card reader is connected."),
+    "errors.NoReaders.hint": Msg(fr="branchez le lecteur, ou installez son pilote",
+                                 en="plug the reader in, or install its driver"),
+    "errors.NoCardPresent": Msg(fr="Aucune carte dans le lecteur.",
+                                en="No card in the reader."),
+    "errors.NoCardPresent.hint": Msg(fr="insérez la carte CPS, puce en premier et vers le haut",
+                                     en="insert the CPS card, chip first and facing up"),
+    "errors.CardInUse": Msg(fr="Un autre programme utilise la carte.",
+                            en="Another program is using the card."),
+    "errors.CardInUse.hint": Msg(fr="fermez ce programme, ou attendez puis réessayez",
+                                 en="close that program, or wait and try again"),
+    "errors.CardCommandError": Msg(fr="La carte a refusé la commande.",
+                                   en="The card refused the command."),
+    "errors.CardCommandError.hint": Msg(fr="retirez et réinsérez la carte, puis réessayez",
+                                        en="remove and reinsert the card, then try again"),
+    "errors.CardRemoved": Msg(fr="La carte a été retirée.", en="The card was removed."),
+    "errors.CardRemoved.hint": Msg(
+        fr="remettez la carte, puis ouvrez-la et saisissez à nouveau le code porteur",
+        en="put the card back, then open it and log in again"),
+    "errors.Pkcs11Error": Msg(fr="Le logiciel de la carte (module PKCS#11) a signalé une erreur.",
+                              en="The card middleware (PKCS#11 module) reported an error."),
+    "errors.Pkcs11Error.hint": Msg(fr="vérifiez que la carte est bien insérée, puis réessayez",
+                                   en="check that the card is inserted, then try again"),
+    "errors.ModuleLoadError": Msg(
+        fr="Le logiciel de la carte (module PKCS#11) n'a pas pu être chargé.",
+        en="The card middleware (PKCS#11 module) could not be loaded."),
+    "errors.ModuleLoadError.hint": Msg(
+        fr="installez le logiciel de la carte CPS (Cryptolib CPS de l'ANS) ou OpenSC, ou "
+           "indiquez son chemin avec --module ou CPS_PKCS11_MODULE",
+        en="install the CPS middleware (Cryptolib CPS from ANS) or OpenSC, or give its "
+           "path with --module or CPS_PKCS11_MODULE"),
+    "errors.NoSuchToken": Msg(fr="Le logiciel de la carte ne voit aucune carte correspondante.",
+                              en="The card middleware sees no matching card."),
+    "errors.NoSuchToken.hint": Msg(
+        fr="insérez la carte CPS, ou vérifiez que le logiciel voit le lecteur",
+        en="insert the CPS card, or check that the middleware sees the reader"),
+    "errors.MultipleTokens": Msg(fr="Plusieurs cartes sont présentes.",
+                                 en="Several cards are present."),
+    "errors.MultipleTokens.hint": Msg(fr="choisissez-en une avec --serial ou --reader",
+                                      en="choose one with --serial or --reader"),
+    "errors.NoSuchObject": Msg(fr="La carte ne contient pas cet objet.",
+                               en="The card does not hold this object."),
+    "errors.NoSuchObject.hint": Msg(fr="vérifiez la carte utilisée",
+                                    en="check which card is used"),
+    "errors.MultipleObjects": Msg(fr="Plusieurs objets de la carte correspondent.",
+                                  en="Several objects on the card match."),
+    "errors.MultipleObjects.hint": Msg(fr="précisez la recherche (libellé, identifiant, classe)",
+                                       en="narrow the search (label, CKA_ID, class)"),
+    "errors.MechanismUnsupported": Msg(fr="La carte ne sait pas faire cette opération.",
+                                       en="The card cannot do this operation."),
+    "errors.MechanismUnsupported.hint": Msg(
+        fr="une CPS3 ne fait pas de RSA-PSS ; utilisez PKCS#1 v1.5",
+        en="a CPS3 has no RSA-PSS; use PKCS#1 v1.5"),
+    "errors.NotLoggedIn": Msg(fr="Le code porteur n'a pas encore été saisi.",
+                              en="The PIN has not been entered yet."),
+    "errors.NotLoggedIn.hint": Msg(fr="saisissez d'abord le code porteur",
+                                   en="log in with the PIN first"),
+    "errors.TokenUnusable": Msg(fr="La carte est dans un état inutilisable.",
+                                en="The card is in an unusable state."),
+    "errors.TokenUnusable.hint": Msg(
+        fr="contactez le support cartes de l'ANS : monserviceclient.cartes@asipsante.fr, "
+           "0 825 852 000",
+        en="contact ANS card support: monserviceclient.cartes@asipsante.fr, 0 825 852 000"),
+    "errors.PrivateKeyExportRefused": Msg(
+        fr="Une clé privée de carte CPS ne sort jamais de la carte.",
+        en="A private key on a CPS card never leaves the card."),
+    "errors.PrivateKeyExportRefused.hint": Msg(fr="faites signer la carte à la place",
+                                               en="have the card sign instead"),
+    "errors.PinError": Msg(fr="Problème de code porteur.", en="PIN problem."),
+    "errors.PinError.hint": Msg(fr="vérifiez le code porteur", en="check the PIN"),
+    "errors.PinIncorrect": Msg(fr="Code porteur incorrect.", en="Wrong PIN."),
+    "errors.PinIncorrect.hint": Msg(
+        fr="la carte se bloque après 3 codes faux de suite",
+        en="the card blocks after 3 wrong PINs in a row"),
+    "errors.PinLocked": Msg(fr="Le code porteur est bloqué.", en="The PIN is blocked."),
+    "errors.PinLocked.hint": Msg(
+        fr="débloquez-le avec le code de déblocage (cps pin unblock), ou commandez une "
+           "nouvelle carte",
+        en="unblock it with the unblocking code (cps pin unblock), or order a new card"),
+    "errors.FinalTryRefused": Msg(
+        fr="Il ne reste qu'un essai : le code porteur n'a pas été présenté.",
+        en="One try is left: the PIN was not presented."),
+    "errors.FinalTryRefused.hint": Msg(
+        fr="assurez-vous du code, puis relancez avec --allow-final-try",
+        en="make sure of the code, then run again with --allow-final-try"),
+    "errors.PukIncorrect": Msg(fr="Code de déblocage (PUK) incorrect.",
+                               en="Wrong unblocking code (PUK)."),
+    "errors.PukIncorrect.hint": Msg(fr="vérifiez le code de déblocage reçu avec la carte",
+                                    en="check the unblocking code that came with the card"),
+    "errors.PukLocked": Msg(fr="Le code de déblocage est bloqué lui aussi.",
+                            en="The unblocking code is blocked too."),
+    "errors.PukLocked.hint": Msg(fr="la carte doit être remplacée (contactez l'ANS)",
+                                 en="the card must be replaced (contact ANS)"),
+    "errors.UnblockNotSupported": Msg(
+        fr="Le logiciel de la carte, tel qu'il est configuré, ne débloque pas le code porteur.",
+        en="The card middleware, as configured, does not unblock the PIN."),
+    "errors.UnblockNotSupported.hint": Msg(
+        fr="pour OpenSC, ajoutez « user_pin_unblock_style = init_pin_in_so_session; » à sa "
+           "configuration ; le logiciel de l'ANS n'a pas cette limite",
+        en="for OpenSC, add 'user_pin_unblock_style = init_pin_in_so_session;' to its "
+           "configuration; the ANS middleware has no such limit"),
+    "errors.SelectionError": Msg(fr="Aucun certificat de la carte ne convient.",
+                                 en="No certificate on the card fits."),
+    "errors.SelectionError.hint": Msg(fr="vérifiez la carte et les critères de choix",
+                                      en="check the card and the selection criteria"),
+    "errors.NoMatchingCertificate": Msg(fr="Aucun certificat de la carte ne convient.",
+                                        en="No certificate on the card fits."),
+    "errors.NoMatchingCertificate.hint": Msg(fr="élargissez les critères ou vérifiez la carte",
+                                             en="relax the criteria or check the card"),
+    "errors.AmbiguousSelection": Msg(fr="Plusieurs certificats de la carte conviennent.",
+                                     en="Several certificates on the card fit."),
+    "errors.AmbiguousSelection.hint": Msg(fr="ajoutez un critère (usage, libellé, identifiant)",
+                                          en="add a criterion (usage, label, CKA_ID)"),
+    "errors.TlsError": Msg(fr="La connexion sécurisée (TLS) avec la carte a échoué.",
+                           en="The secure (TLS) connection with the card failed."),
+    "errors.TlsError.hint": Msg(fr="lancez « cps diag » pour trouver la cause",
+                                en="run 'cps diag' to find the cause"),
+    "errors.BridgeUnavailable": Msg(
+        fr="Le pont natif vers OpenSSL ne fonctionne pas avec ce Python.",
+        en="The native OpenSSL bridge does not work with this Python."),
+    "errors.BridgeUnavailable.hint": Msg(
+        fr="réinstallez cps-middleware avec le même OpenSSL 3 que le module ssl de Python",
+        en="reinstall cps-middleware against the same OpenSSL 3 as Python's ssl module"),
+    "errors.SignatureFailed": Msg(fr="La carte n'a pas pu signer.",
+                                  en="The card could not sign."),
+    "errors.SignatureFailed.hint": Msg(
+        fr="vérifiez que la carte est insérée et que le code porteur a été saisi",
+        en="check that the card is inserted and the PIN was entered"),
+}
