@@ -49,13 +49,21 @@ def test_help_and_usage_errors(capsys: Capture) -> None:
 
 
 def test_library_error_is_one_line_with_hint_traceback_only_with_debug(capsys: Capture) -> None:
-    code, out, err = _run(capsys, "--module", "/nonexistent/libcps3_pkcs11_lux.so", "info")
+    code, out, err = _run(capsys, "--lang", "en", "--module", "/nonexistent/libcps3_pkcs11_lux.so",
+                          "info")
     assert code == EXIT_ERROR and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cps: error: ")
     assert "/nonexistent/libcps3_pkcs11_lux.so (missing)" in lines[0]
     assert "install the CPS middleware" in lines[0]  # the hint
     assert "Traceback" not in err
+    # French (the default): the meaning and what to do, then the technical facts.
+    code, out, err = _run(capsys, "--module", "/nonexistent/libcps3_pkcs11_lux.so", "info")
+    lines = err.strip().splitlines()
+    assert code == EXIT_ERROR and out == "" and len(lines) == 1
+    assert lines[0].startswith("cps : erreur : Le logiciel de la carte (module PKCS#11) n'a pas "
+                               "pu être chargé — installez le logiciel de la carte CPS")
+    assert "(détail technique : " in lines[0] and "/nonexistent/libcps3_pkcs11_lux.so" in lines[0]
     code, _out, err = _run(capsys, "info", "--debug", "--module", "/nonexistent/x.so")
     assert code == EXIT_ERROR and "Traceback" in err and "ModuleLoadError" in err
 
@@ -92,7 +100,7 @@ def test_info_and_certs(cli_card: CpsTestCard, capsys: Capture, tmp_path: Path) 
 
 def test_pin_status_verify_and_lock(cli_card: CpsTestCard, capsys: Capture,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    args = _card_args(cli_card)
+    args = [*_card_args(cli_card), "--lang", "en"]
     monkeypatch.setattr("sys.stdin", io.StringIO("1234\n"))
     code, out, _err = _run(capsys, "pin", *args, "verify")
     assert code == EXIT_OK and "PIN correct" in out
@@ -116,7 +124,9 @@ def test_pin_status_verify_and_lock(cli_card: CpsTestCard, capsys: Capture,
     code, _out, err = _run(capsys, "pin", *args, "verify", "--allow-final-try")
     assert code == EXIT_PIN
     code, out, _err = _run(capsys, "pin", *args, "status")
-    assert code == EXIT_PROBLEM and "locked" in out
+    assert code == EXIT_PROBLEM and out.strip() == "PIN: blocked (0 tries left)"
+    code, out, _err = _run(capsys, "pin", "status", *_card_args(cli_card))
+    assert code == EXIT_PROBLEM and out.strip() == "Code porteur : bloqué (0 essai(s) restant(s))"
 
     monkeypatch.setattr("sys.stdin", io.StringIO("12345678\n4321\n4321\n"))
     code, out, _err = _run(capsys, "pin", *args, "unblock")
@@ -247,10 +257,10 @@ def test_demo_end_to_end() -> None:
     for step in ("Creating a CPS test card", "Discovering the cards", "Holder and PIN state",
                  "Logging in with the PIN", "Selecting the authentication certificate",
                  "Validating the chain", "Test SSL against the local mutual-TLS server",
-                 "Diagnostic"):
+                 "Card diagnostic"):
         assert step in out
     assert "JEAN MEDECIN-TEST" in out
-    assert "VALID" in out and "the server accepted the card" in out
+    assert "Valid certificate: chains to" in out and "the server accepted the card" in out
     assert "Everything works. 13 OK, 0 warning(s), 0 error(s), 0 not checked" in out
 
 
@@ -281,7 +291,7 @@ def test_test_ssl_command(cli_card: CpsTestCard, cps_tls_server: object,
     code, out, _err = _run(capsys, "test-ssl", server.url,  # type: ignore[attr-defined]
                            "--cafile", str(server.ca_file),  # type: ignore[attr-defined]
                            *_card_args(cli_card))
-    assert code == EXIT_PROBLEM and "rejected the card's certificate" in out
+    assert code == EXIT_PROBLEM and "le serveur a refusé le certificat de la carte" in out
 
     code, _out, err = _run(capsys, "test-ssl", "http://example.org/", *_card_args(cli_card))
     assert code == EXIT_ERROR and "https://" in err

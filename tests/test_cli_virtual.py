@@ -183,7 +183,7 @@ def test_virtual_card_is_seen_by_opensc_and_discovery_until_sigterm(
     assert card.holder is not None and card.holder.ps_id_nat == "810005550001"
 
     # A second card for the same reader is refused while this one is in it.
-    code = main(["testcard", "create", "--virtual", "--port", str(PORT)])
+    code = main(["testcard", "create", "--virtual", "--port", str(PORT), "--lang", "en"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == EXIT_ERROR and len(lines) == 1, lines
     assert lines[0].startswith("cps: error: a card is already in") and " — " in lines[0]  # hint
@@ -200,7 +200,7 @@ def test_virtual_card_is_seen_by_opensc_and_discovery_until_sigterm(
 def test_virtual_card_text_output_and_ctrl_c(
     command: Callable[..., _Command], empty_reader: str
 ) -> None:
-    cmd = command()
+    cmd = command("--lang", "en")
     lines = [cmd.read_line()]
     while not lines[-1].startswith("Ctrl-C"):
         lines.append(cmd.read_line())
@@ -233,7 +233,7 @@ def test_virtual_card_text_output_and_ctrl_c(
 def test_bad_input_is_a_usage_error_in_one_line(
     capsys: Capture, argv: list[str], message: str
 ) -> None:
-    code = main(["testcard", "create", "--virtual", *argv])
+    code = main(["--lang", "en", "testcard", "create", "--virtual", *argv])
     out, err = capsys.readouterr()
     assert code == EXIT_USAGE and out == ""
     errors_ = [ln for ln in err.splitlines() if "error:" in ln]
@@ -245,12 +245,13 @@ def test_bad_input_is_a_usage_error_in_one_line(
 def test_port_without_a_vpcd_reader_is_an_error_with_a_hint(
     capsys: Capture, cps_pcscd: PcscDaemon
 ) -> None:
-    code = main(["testcard", "create", "--virtual", "--port", "35999"])
+    code = main(["testcard", "create", "--virtual", "--port", "35999", "--lang", "en"])
     out, err = capsys.readouterr()
     assert code == EXIT_ERROR and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cps: error: port 35999 is not a vpcd port")
-    assert "— use a port of the scripts/pcscd.sh readers (35963 to 35968)" in lines[0]
+    assert "— use a port of the vpcd readers (35963 to 35968)" in lines[0]
+    assert "scripts/" not in lines[0]  # a pip user has no repository scripts
 
 
 def test_softhsm_test_card_takes_the_same_holder_and_pin_options(

@@ -136,7 +136,8 @@ def test_full_server_chain(
     _assert_full_chain(r, chain_pki)
     assert r.server_chain_source == _SOURCE
     assert ("chain_fetch" in r.timings_ms) == (_SOURCE == "pyopenssl")
-    assert "server chain: 2 certificate(s)" in r.to_text()
+    assert "server chain: 2 certificate(s)" in r.to_text("en")
+    assert "chaîne du serveur : 2 certificat(s)" in r.to_text("fr")
     if client_cert == "required":
         assert r.ok and r.http_status == 200, r.to_text()
         assert key.signatures == 1  # the card connection's only: the chain fetch signs nothing

@@ -147,5 +147,5 @@ def error_text(exc: BaseException, lang: str | None = None) -> str:
     module = getattr(exc, "module", None)
     technical = ": ".join(f for f in facts if f) + (f" [{module}]" if module else "")
     hint = error_hint(exc, lang)
-    return (error_summary(exc, lang) + (f" — {hint}" if hint else "")
+    return (error_summary(exc, lang).rstrip(".") + (f" — {hint}" if hint else "")
             + (" (" + text("common.technical", lang, detail=technical) + ")" if technical else ""))
