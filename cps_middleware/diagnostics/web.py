@@ -10,7 +10,16 @@ Only the doctor's own browser may drive it:
   than the page's own;
 * no CORS header is ever sent, the API accepts only ``application/json`` bodies
   (a cross-site form cannot post one without a preflight, which fails), and
-  pages are not cacheable, not framable and send no referrer.
+  pages are not cacheable, not framable and send no referrer;
+* any local user can connect, token or not, so the server bounds what a
+  connection may cost: a request (headers and body) must arrive within
+  :data:`READ_TIMEOUT` seconds and an idle keep-alive connection is closed after
+  :data:`KEEP_ALIVE` seconds, at most :data:`MAX_CONNECTIONS` connections are open
+  at once (more are closed on accept), headers are at most 16 KiB, a body at most
+  :data:`MAX_BODY` bytes (413), JSON at most :data:`MAX_JSON_DEPTH` levels deep
+  (400) — bad input gets a 4xx, never a 500;
+* ``--open`` starts the browser on a private local file that redirects to the
+  page (:class:`BrowserOpener`): the token never appears on a command line.
 
 The checks run on demand in a worker thread, one run at a time; the page polls
 for progress and shows each result with its remedy (the HTML of a result comes
@@ -23,6 +32,7 @@ log is off (the URL holds the token).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 import json
@@ -34,11 +44,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import h11
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from cps_middleware.diagnostics.checks import DiagnosticOptions
 from cps_middleware.diagnostics.framework import Check, CheckResult, DiagnosticRun, RunObserver
@@ -47,7 +59,28 @@ from cps_middleware.diagnostics.report import CSS, render_overall_html, render_r
 from cps_middleware.messages import error_text, text
 from cps_middleware.pkcs11 import Pin
 
-__all__ = ["BrowserOpener", "DiagnosticServer", "RunFunction"]
+__all__ = [
+    "KEEP_ALIVE",
+    "MAX_BODY",
+    "MAX_CONNECTIONS",
+    "MAX_JSON_DEPTH",
+    "READ_TIMEOUT",
+    "BrowserOpener",
+    "DiagnosticServer",
+    "RunFunction",
+]
+
+#: Seconds a client has to send a whole request (headers and body) once connected.
+READ_TIMEOUT = 10.0
+#: Seconds an idle keep-alive connection stays open.
+KEEP_ALIVE = 5.0
+#: Connections open at once; more are closed as soon as they are accepted.
+MAX_CONNECTIONS = 32
+#: Largest request body accepted (the API's JSON is a URL and a PIN).
+MAX_BODY = 16 * 1024
+#: Deepest JSON accepted (the API's JSON is one flat object).
+MAX_JSON_DEPTH = 4
+
 
 #: What the server calls to run a diagnostic: (lang, url, pin digits or None, observer) -> run.
 RunFunction = Callable[[str, str | None, str | None, RunObserver], DiagnosticRun]
@@ -132,6 +165,91 @@ class _Guard:
             "headers": [(b"location", location.encode()), *_SECURITY_HEADERS],
         })
         await send({"type": "http.response.body", "body": b""})
+
+
+class _BoundedH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a connection cap and a read deadline.
+
+    uvicorn closes idle keep-alive connections but waits forever for a request
+    that never completes (a client that connects and sends nothing, or half the
+    headers, or half the body): each one would hold a file descriptor until the
+    page became unreachable. Here a connection over the cap is aborted at once, and
+    one whose request is not complete within :data:`READ_TIMEOUT` is aborted.
+    """
+
+    max_connections = MAX_CONNECTIONS
+    read_timeout = READ_TIMEOUT
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._admitted = len(self.connections) < self.max_connections
+        if not self._admitted:
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._deadline: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+    def _read_timed_out(self) -> None:
+        self._deadline = None
+        # IDLE: no request, or its headers are incomplete; SEND_BODY: the body is.
+        if not self.transport.is_closing() and self.conn.their_state in (h11.IDLE,
+                                                                           h11.SEND_BODY):
+            self.transport.abort()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request on this keep-alive connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not getattr(self, "_admitted", False):
+            return
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        super().connection_lost(exc)
+
+
+def _json_depth(data: bytes) -> int:
+    """How deep arrays and objects nest in ``data`` (strings skipped), without parsing."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or ``None`` when it is larger than ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @dataclass
@@ -279,8 +397,12 @@ class DiagnosticServer:
         default_url: str | None = None,
         port: int = 0,
         token: str | None = None,
+        read_timeout: float = READ_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.run_function = run_function
+        self._protocol = type("_ServerH11", (_BoundedH11,), {
+            "read_timeout": read_timeout, "max_connections": max_connections})
         self.lang = lang if lang in LANGUAGES else "fr"
         self.default_url = default_url
         self.token = token or secrets.token_urlsafe(24)
@@ -390,9 +512,14 @@ class DiagnosticServer:
     async def _start_run(self, request: Request) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return PlainTextResponse("JSON only", status_code=415)
+        raw = await _read_body(request, MAX_BODY)
+        if raw is None:
+            return PlainTextResponse("body too large", status_code=413)
+        if _json_depth(raw) > MAX_JSON_DEPTH:
+            return PlainTextResponse("JSON nested too deeply", status_code=400)
         try:
-            body = json.loads(await request.body())
-        except ValueError:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
             return PlainTextResponse("bad JSON", status_code=400)
         if not isinstance(body, dict):
             return PlainTextResponse("bad JSON", status_code=400)
@@ -462,7 +589,8 @@ class DiagnosticServer:
     def _config(self) -> uvicorn.Config:
         return uvicorn.Config(
             self.app, log_level="warning", access_log=False, lifespan="off",
-            server_header=False, date_header=False,
+            server_header=False, date_header=False, http=self._protocol, ws="none",
+            timeout_keep_alive=int(KEEP_ALIVE), h11_max_incomplete_event_size=16 * 1024,
         )
 
     def serve(self) -> None:
