@@ -25,6 +25,7 @@ from types import TracebackType
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from cps_middleware.cards.atr import CardGeneration
 from cps_middleware.cards.identity import CertificateUsage, Practitioner
 from cps_middleware.errors import InvalidInput, NoMatchingCertificate, NotLoggedIn
 from cps_middleware.pkcs11 import KeyRef, Pin, PinStatus, Token, open_token
@@ -40,6 +41,14 @@ from cps_middleware.selection import (
 )
 
 __all__ = ["CpsCard", "open_card"]
+
+
+def _generation(name: str | None) -> CardGeneration | None:
+    """The :class:`CardGeneration` a token's model names (``"CPS3"``), else ``None``."""
+    for generation in CardGeneration:
+        if name and generation.is_cps and generation.value == name:
+            return generation
+    return None
 
 
 class CpsCard:
@@ -72,9 +81,11 @@ class CpsCard:
         return info.slot_description or f"slot {info.slot_id}"
 
     @property
-    def generation(self) -> str | None:
-        """``"CPS3"`` or ``"CPS4"`` when the token model tells, else None."""
-        return self._token.info.generation
+    def generation(self) -> CardGeneration | None:
+        """:attr:`CardGeneration.CPS3 <cps_middleware.cards.atr.CardGeneration.CPS3>` or
+        ``CPS4`` when the token model tells, else ``None`` (the same type as
+        :attr:`cps_middleware.discovery.DiscoveredCard.generation`)."""
+        return _generation(self._token.info.generation)
 
     @property
     def label(self) -> str:
@@ -130,6 +141,7 @@ class CpsCard:
             self._keys = None  # keys hidden before login are visible now
 
     def logout(self) -> None:
+        """Log out (the card forgets the PIN); the card stays open."""
         self._token.logout()
 
     # -- certificates and keys -------------------------------------------------------------
@@ -198,11 +210,12 @@ class CpsCard:
 
     def private_key(
         self,
-        usage: CertificateUsage | str = "sign",
+        usage: CertificateUsage | str = "auth",
         *,
         criteria: CertificateCriteria | None = None,
     ) -> TokenPrivateKey:
-        """The card key for ``"sign"`` (default) or ``"auth"``, as a ``cryptography`` key.
+        """The card key for ``"auth"`` (default, as :meth:`certificate`) or ``"sign"``, as a
+        ``cryptography`` key.
 
         Its signatures need the holder logged in (:meth:`login`).
         """

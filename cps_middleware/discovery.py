@@ -141,7 +141,7 @@ def discover(
             else:
                 extra.append(
                     DiscoveredCard(
-                        reader=reader, atr=None, generation=None,
+                        reader=reader, atr=None, generation=_generation(token.generation),
                         interface=CardInterface.UNKNOWN, identification=None, exclusive=False,
                         token=token, holder=who, pkcs11_module=module.resolved_path,
                         pkcs11_error=error,
@@ -154,6 +154,13 @@ def discover(
                     pkcs11_error="the PKCS#11 module shows no token for this reader",
                 )
     return list(by_reader.values()) + extra
+
+
+def _generation(name: str | None) -> CardGeneration | None:
+    """What the token's model says (``"CPS3"``), as the ATR would; ``None`` when it does not."""
+    from cps_middleware.card import _generation as generation
+
+    return generation(name)
 
 
 def _with(card: DiscoveredCard, **changes: object) -> DiscoveredCard:

@@ -154,14 +154,17 @@ class PcscError(CpsError):
 
 
 class PcscServiceUnavailable(PcscError):
+    """The PC/SC service (pcscd, 'Smart Card') does not answer."""
     default_hint = "the PC/SC service is not running: start pcscd (or the 'Smart Card' service)"
 
 
 class NoReaders(PcscError):
+    """No PC/SC reader is connected."""
     default_hint = "no card reader is connected: plug the reader in, or install its driver"
 
 
 class NoCardPresent(PcscError):
+    """No card in the reader."""
     default_hint = "insert the CPS card in the reader, chip first and facing up"
 
 
@@ -214,18 +217,22 @@ class ModuleLoadError(Pkcs11Error):
 
 
 class NoSuchToken(Pkcs11Error):
+    """No card (token) matches: none inserted, or not the one asked for."""
     default_hint = "insert the CPS card, or check that the middleware sees the reader"
 
 
 class MultipleTokens(Pkcs11Error):
+    """Several cards (tokens) match where one was expected."""
     default_hint = "several cards are present: choose one by reader, serial or label"
 
 
 class NoSuchObject(Pkcs11Error):
+    """The card does not hold the object asked for."""
     default_hint = "the card does not hold this object"
 
 
 class MultipleObjects(Pkcs11Error):
+    """Several objects on the card match where one was expected."""
     default_hint = "several objects match: narrow the search (label, CKA_ID, class)"
 
 
@@ -242,6 +249,7 @@ class MechanismUnsupported(Pkcs11Error):
 
 
 class NotLoggedIn(Pkcs11Error):
+    """The operation needs the holder PIN first."""
     default_hint = "log in with the holder PIN first"
 
 
@@ -255,6 +263,7 @@ class TokenUnusable(Pkcs11Error):
 
 
 class PrivateKeyExportRefused(Pkcs11Error):
+    """A card's private key was asked for in clear: it never leaves the card."""
     default_hint = "a private key on a CPS card never leaves the card; sign with it instead"
 
 
@@ -284,6 +293,7 @@ class PinIncorrect(PinError):
 
 
 class PinLocked(PinError):
+    """The holder PIN is blocked."""
     default_hint = (
         "the PIN is blocked: unblock it with the unblocking code (code de déblocage) "
         "or order a new card"
@@ -300,6 +310,7 @@ class FinalTryRefused(PinError):
 
 
 class PukIncorrect(PinError):
+    """Wrong unblocking code (PUK); ``tries_left`` says how many remain when known."""
     def __init__(self, message: str, *, tries_left: int | None = None, **kw: object) -> None:
         if tries_left is not None:
             message += f"; {tries_left} tr{'y' if tries_left == 1 else 'ies'} left"
@@ -309,6 +320,7 @@ class PukIncorrect(PinError):
 
 
 class PukLocked(PinError):
+    """The unblocking code (PUK) is blocked too."""
     default_hint = "the unblocking code is blocked too: the card must be replaced (contact ANS)"
 
 
@@ -355,10 +367,12 @@ class SelectionError(CpsError):
 
 
 class NoMatchingCertificate(SelectionError):
+    """No certificate (or key) on the card fits the criteria."""
     default_hint = "no certificate on the card fits; relax the criteria or check the card"
 
 
 class AmbiguousSelection(SelectionError):
+    """Several certificates (or keys) fit the criteria."""
     default_hint = "several certificates fit; add a criterion (usage, label, CKA_ID)"
 
 
@@ -366,10 +380,12 @@ class AmbiguousSelection(SelectionError):
 
 
 class TlsError(CpsError):
+    """The TLS connection with the card failed."""
     default_hint = "the TLS connection with the card failed"
 
 
 class BridgeUnavailable(TlsError):
+    """The native OpenSSL bridge cannot be used with this Python's OpenSSL."""
     default_hint = (
         "the native OpenSSL bridge cannot be used with this Python: reinstall "
         "cps-middleware against the same OpenSSL 3 as Python's ssl module"

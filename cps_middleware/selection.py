@@ -86,6 +86,7 @@ def parse_usage(usage: CertificateUsage | str) -> CertificateUsage:
 
 
 def key_type_of(public_key: object) -> KeyType | None:
+    """``"RSA"``, ``"EC"`` ... for a ``cryptography`` public key."""
     if isinstance(public_key, rsa.RSAPublicKey):
         return "RSA"
     if isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -145,6 +146,7 @@ class KeyCandidate:
     handle: object | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
+        """The key as messages show it (label and id)."""
         bits = [repr(self.label or "(no label)")]
         if self.key_type:
             bits.append(self.key_type)
@@ -199,6 +201,7 @@ class CertificateCriteria:
         return cls.for_usage(CertificateUsage.SIGNATURE, **kw)
 
     def with_(self, **changes: object) -> CertificateCriteria:
+        """A copy with the given fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def mismatches(self, candidate: CertificateCandidate) -> list[str]:

@@ -7,6 +7,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cps_middleware.card import CpsCard, open_card
+from cps_middleware.cards.atr import CardGeneration
 from cps_middleware.cards.identity import CertificateUsage
 from cps_middleware.errors import (
     AmbiguousSelection,
@@ -41,7 +42,7 @@ def test_identity_read_from_the_card(cps_card: CpsTestCard) -> None:
         assert holder.is_test_card
         assert holder.usage is CertificateUsage.AUTHENTICATION
         assert holder.issuer_cn == "TEST AC IGC-SANTE FORT PERSONNES"
-        assert card.generation == "CPS3"
+        assert card.generation is CardGeneration.CPS3
         assert card.reader
         assert card.serial == cps_card.serial
         assert card.pin_status is PinStatus.OK

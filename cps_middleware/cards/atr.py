@@ -53,6 +53,7 @@ class CardGeneration(enum.Enum):
 
 
 class CardInterface(enum.Enum):
+    """How the card talks: contact, contactless, or unknown."""
     CONTACT = "contact"
     CONTACTLESS = "contactless"
     UNKNOWN = "unknown"
@@ -74,6 +75,7 @@ class AtrPattern:
             raise InvalidInput(f"ATR pattern {self.name!r}: mask and ATR lengths differ")
 
     def matches(self, atr: bytes) -> bool:
+        """Whether ``atr`` fits this pattern (masked bytes compared)."""
         if len(atr) != len(self.atr):
             return False
         if self.mask is None:

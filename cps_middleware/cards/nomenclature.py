@@ -110,6 +110,7 @@ class NomenclatureTable:
         )
 
     def codes(self) -> tuple[str, ...]:
+        """Every code of the table, in the table's order."""
         return tuple(e.code for e in self.entries)
 
     def __iter__(self) -> Iterator[NomenclatureEntry]:
@@ -132,6 +133,7 @@ class Nomenclature:
     tables: Mapping[str, NomenclatureTable]
 
     def table(self, table_id: str) -> NomenclatureTable:
+        """The table ``name`` (``KeyError`` if the nomenclature has none)."""
         try:
             return self.tables[table_id]
         except KeyError:

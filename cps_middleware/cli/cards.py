@@ -26,6 +26,7 @@ __all__ = ["cmd_cards", "cmd_certs", "cmd_info", "cmd_readers", "print_certs", "
 
 
 def register(sub: Subparsers) -> None:
+    """Add ``readers``, ``cards``, ``info`` and ``certs`` to the ``cps`` parser."""
     p = add_command(sub, "readers", help="list card readers and the cards in them")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_readers)
@@ -46,6 +47,7 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_readers(args: argparse.Namespace, io: Io) -> int:
+    """``cps readers``: the PC/SC readers and the cards in them."""
     from cps_middleware.pcsc.readers import list_readers
 
     readers = list_readers(allow_empty=True)
@@ -82,6 +84,7 @@ def cmd_readers(args: argparse.Namespace, io: Io) -> int:
 
 
 def cmd_cards(args: argparse.Namespace, io: Io) -> int:
+    """``cps cards``: the cards present, PC/SC and PKCS#11 views merged."""
     from cps_middleware.discovery import discover
 
     cards = discover(module_path=args.module, pkcs11=not args.no_pkcs11)
@@ -142,6 +145,7 @@ def cert_row(cert: x509.Certificate) -> dict[str, Any]:
 
 
 def cmd_info(args: argparse.Namespace, io: Io) -> int:
+    """``cps info``: the holder, the PIN state and the certificates of one card."""
     with open_card(args) as card:
         holder = card.holder
         certs = card.certificates()
@@ -149,7 +153,7 @@ def cmd_info(args: argparse.Namespace, io: Io) -> int:
         data = {
             "label": card.label,
             "serial": card.serial,
-            "generation": card.generation,
+            "generation": card.generation.value if card.generation else None,
             "reader": card.reader,
             "pin_status": card.pin_status.value,
             "pin_tries_left": card.pin_tries_left,
@@ -185,6 +189,7 @@ def cmd_info(args: argparse.Namespace, io: Io) -> int:
 
 
 def print_certs(io: Io, rows: list[dict[str, Any]]) -> None:
+    """The certificates table, in the command's language."""
     table = Table(title=io.t("cli.certs_title"))
     for col in ("cli.col_usage", "cli.col_name", "cli.col_issuer", "cli.col_valid_until"):
         table.add_column(io.t(col), overflow="fold")
@@ -195,6 +200,7 @@ def print_certs(io: Io, rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_certs(args: argparse.Namespace, io: Io) -> int:
+    """``cps certs``: the certificates on the card (``--export DIR`` writes PEM files)."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
     with open_card(args) as card:

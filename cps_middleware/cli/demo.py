@@ -25,6 +25,7 @@ __all__ = ["cmd_demo", "register"]
 
 
 def register(sub: Subparsers) -> None:
+    """Add ``demo`` to the ``cps`` parser."""
     p = add_command(
         sub, "demo",
         help="the whole library on a CPS test card and a virtual reader, then the diagnostic")
@@ -36,6 +37,7 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, io: Io) -> int:
+    """``cps demo``: the whole library end to end on a test card (see the module doc)."""
     return _Demo(args, io).run()
 
 

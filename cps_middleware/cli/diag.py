@@ -31,6 +31,7 @@ __all__ = ["cmd_diag", "diag_options", "register"]
 
 
 def register(sub: Subparsers) -> None:
+    """Add ``diag`` to the ``cps`` parser."""
     p = add_command(
         sub, "diag", help="run the diagnostic (text, --json, --html FILE or --serve)")
     fmt = p.add_mutually_exclusive_group()
@@ -59,6 +60,7 @@ def register(sub: Subparsers) -> None:
 
 
 def diag_options(args: argparse.Namespace, pin: Pin | None = None) -> DiagnosticOptions:
+    """The :class:`DiagnosticOptions` the command-line options describe."""
     from cps_middleware.diagnostics import DiagnosticOptions
 
     return DiagnosticOptions(
@@ -76,6 +78,7 @@ def diag_options(args: argparse.Namespace, pin: Pin | None = None) -> Diagnostic
 
 
 def cmd_diag(args: argparse.Namespace, io: Io) -> int:
+    """``cps diag``: run the diagnostic and print it (or serve the page with ``--serve``)."""
     from cps_middleware import diagnostics
 
     if args.serve:

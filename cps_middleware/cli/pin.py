@@ -25,6 +25,7 @@ __all__ = ["cmd_pin", "describe_pin", "register"]
 
 
 def register(sub: Subparsers) -> None:
+    """Add ``pin`` and its actions to the ``cps`` parser."""
     p = add_command(
         sub, "pin", card=True,
         help="PIN: status (no try spent), verify, change, unblock (PIN read with no echo)")
@@ -49,6 +50,7 @@ def describe_pin(io: Io, status: PinStatus, tries_left: int | None) -> str:
 
 
 def cmd_pin(args: argparse.Namespace, io: Io) -> int:
+    """``cps pin status|verify|change|unblock``."""
     from cps_middleware.pkcs11 import PinStatus, Puk
 
     with open_card(args) as card:

@@ -29,6 +29,7 @@ __all__ = ["cmd_testcard", "register"]
 
 
 def register(sub: Subparsers) -> None:
+    """Add ``testcard`` and its actions to the ``cps`` parser."""
     p = add_command(sub, "testcard", help="CPS test cards (SoftHSM): create, list, delete ...")
     p.add_argument("--cards-dir", metavar="DIR",
                    help="cards directory (default: $CPS_TEST_CARDS_DIR or a per-user folder)")
@@ -69,6 +70,7 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_testcard(args: argparse.Namespace, io: Io) -> int:
+    """``cps testcard create|list|delete|remove|insert``."""
     from cps_middleware.testing.testcard import CpsTestCard, default_cards_dir, list_cards
 
     cards_dir = Path(args.cards_dir) if args.cards_dir else default_cards_dir()

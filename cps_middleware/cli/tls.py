@@ -20,6 +20,7 @@ __all__ = ["cmd_test_ssl", "register"]
 
 
 def register(sub: Subparsers) -> None:
+    """Add ``test-ssl`` to the ``cps`` parser."""
     p = add_command(
         sub, "test-ssl", card=True,
         help="Test SSL: one mutual-TLS request to URL with the card (PIN read with no echo)")
@@ -33,6 +34,7 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_test_ssl(args: argparse.Namespace, io: Io) -> int:
+    """``cps test-ssl URL``: one mutual-TLS request with the card, explained."""
     from cps_middleware.pkcs11 import PinStatus
     from cps_middleware.tls.testssl import test_ssl
 

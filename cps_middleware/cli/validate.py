@@ -30,6 +30,7 @@ CERT_SUFFIXES = {".der", ".cer", ".crt", ".pem"}
 
 
 def register(sub: Subparsers) -> None:
+    """Add ``validate`` to the ``cps`` parser."""
     p = add_command(
         sub, "validate",
         help="validate certificate files against IGC-Santé (progress, summary, --json)")
@@ -96,6 +97,7 @@ def _iso_time(value: str) -> dt.datetime:
 
 
 def cmd_validate(args: argparse.Namespace, io: Io) -> int:
+    """``cps validate PATH...``: validate certificate files, with a summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from cps_middleware.validation import Status, ValidationResult, ValidatorBuilder

@@ -128,6 +128,7 @@ class DiagnosticOptions:
         }
 
     def now(self) -> _dt.datetime:
+        """The time to judge validity at: ``at``, else the clock."""
         return self.at or _dt.datetime.now(_dt.UTC)
 
 
@@ -1016,4 +1017,5 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
 
 
 def check_ids() -> tuple[str, ...]:
+    """The ids of the default checks, in the order they run."""
     return tuple(c.id for c in DEFAULT_CHECKS)

@@ -174,22 +174,27 @@ class CheckContext:
         return fr if self.lang == "fr" else en
 
     def ok(self, reason: str, fr: str, en: str, **details: JsonValue) -> Finding:
+        """A passing finding (``reason`` code, what was seen in French and English)."""
         return Finding(Status.OK, reason, self.say(fr, en), details)
 
     def warning(
         self, reason: str, fr: str, en: str, remedy: str | None = None, **details: JsonValue
     ) -> Finding:
+        """A finding that works with a point to watch, and its remedy id."""
         return Finding(Status.WARNING, reason, self.say(fr, en), details, remedy)
 
     def error(
         self, reason: str, fr: str, en: str, remedy: str | None = None, **details: JsonValue
     ) -> Finding:
+        """A failing finding and the id of its remedy."""
         return Finding(Status.ERROR, reason, self.say(fr, en), details, remedy)
 
     def skipped(self, reason: str, fr: str, en: str, **details: JsonValue) -> Finding:
+        """A finding for a check that did not run, and why."""
         return Finding(Status.SKIPPED, reason, self.say(fr, en), details)
 
     def close(self) -> None:
+        """Close what the checks opened (called once at the end of the run)."""
         with self._lock:
             self.resources.close()
 
@@ -209,6 +214,7 @@ class Check:
     timeout: float = 10.0
 
     def title(self, lang: str) -> str:
+        """The check's title in ``lang`` (French unless ``"en"``)."""
         return self.title_fr if lang == "fr" else self.title_en
 
 
@@ -251,12 +257,14 @@ class DiagnosticRun:
         return worst
 
     def counts(self) -> dict[str, int]:
+        """How many results have each status (every status present, 0 included)."""
         out = {s.value: 0 for s in Status}
         for r in self.results:
             out[r.status.value] += 1
         return out
 
     def result(self, check_id: str) -> CheckResult:
+        """The result of the check ``check_id`` (``KeyError`` if it did not run)."""
         for r in self.results:
             if r.check_id == check_id:
                 return r
@@ -278,6 +286,7 @@ class DiagnosticRun:
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
+        """The run as JSON (schema ``cps-middleware/diagnostic``, see the module doc)."""
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
 
     @classmethod
@@ -309,11 +318,13 @@ class DiagnosticRun:
         return cls.from_dict(json.loads(text))
 
     def to_html(self) -> str:
+        """The run as a self-contained HTML page."""
         from cps_middleware.diagnostics.report import render_html
 
         return render_html(self)
 
     def to_text(self, *, color: bool = False, width: int = 100) -> str:
+        """The run as the text report (ANSI colours only with ``color``)."""
         from cps_middleware.diagnostics.report import render_text_string
 
         return render_text_string(self, color=color, width=width)

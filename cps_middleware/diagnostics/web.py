@@ -614,6 +614,7 @@ class DiagnosticServer:
         return self.url
 
     def stop(self) -> None:
+        """Stop serving and close the listening socket."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

@@ -48,6 +48,7 @@ class Msg:
             raise ValueError(f"placeholders differ between languages: {self.fr!r} / {self.en!r}")
 
     def get(self, lang: Lang) -> str:
+        """The sentence in ``lang``."""
         return self.fr if lang == "fr" else self.en
 
 

@@ -64,12 +64,14 @@ class CardConnection:
         return bytes(atr)
 
     def begin_transaction(self) -> None:
+        """Start an exclusive PC/SC transaction (``SCardBeginTransaction``)."""
         rc = scard.SCardBeginTransaction(self._card)
         if rc:
             raise _codes.error_for("SCardBeginTransaction", rc, reader=self.reader)
         self._in_transaction = True
 
     def end_transaction(self) -> None:
+        """End the transaction (``SCardEndTransaction``), leaving the card as it is."""
         if self._in_transaction:
             self._in_transaction = False
             scard.SCardEndTransaction(self._card, scard.SCARD_LEAVE_CARD)
@@ -100,6 +102,7 @@ class CardConnection:
         return bytes(data), sw
 
     def close(self) -> None:
+        """Disconnect from the card (idempotent)."""
         if self._open:
             self._open = False
             self.end_transaction()
@@ -131,6 +134,7 @@ def _with_le(apdu: bytes, le: int) -> bytes:
 
 
 class PinStatusKind(enum.Enum):
+    """What a PIN-status APDU answered: tries left, blocked, or unknown."""
     TRIES_LEFT = "tries left"  #: the card told the count (63 Cx)
     VERIFIED = "verified"  #: the PIN is already verified in this card session (90 00)
     BLOCKED = "blocked"  #: 69 83

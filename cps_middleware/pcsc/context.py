@@ -46,6 +46,7 @@ class PcscContext:
     # -- life cycle -----------------------------------------------------------
 
     def handle(self) -> int:
+        """The PC/SC context handle, established on first use."""
         with self._lock:
             if self._handle is None:
                 try:
@@ -73,6 +74,7 @@ class PcscContext:
             scard.SCardReleaseContext(old)
 
     def release(self) -> None:
+        """Release the PC/SC context (idempotent)."""
         self.renew()
 
     def cancel(self) -> None:

@@ -43,6 +43,7 @@ class ReaderInfo:
 
 
 def reader_info_from_state(name: str, event_state: int, atr: list[int] | bytes) -> ReaderInfo:
+    """A :class:`ReaderInfo` from a reader state as ``SCardGetStatusChange`` returns it."""
     present = bool(event_state & scard.SCARD_STATE_PRESENT)
     atr_bytes = bytes(atr) if (present and atr) else None
     return ReaderInfo(

@@ -37,6 +37,7 @@ _INFINITE = 0xFFFFFFFF
 
 
 class EventKind(enum.Enum):
+    """What happened in a reader: a card inserted or removed, a reader added or removed."""
     READER_ADDED = "reader added"
     READER_REMOVED = "reader removed"
     CARD_INSERTED = "card inserted"
@@ -99,6 +100,7 @@ class CardWatcher:
     # -- life cycle -----------------------------------------------------------------
 
     def add_callback(self, callback: _Callback) -> None:
+        """Also call ``callback`` with every event from now on."""
         with self._lock:
             self._callbacks.append(callback)
 

@@ -32,30 +32,56 @@ the ``__cause__``.
 
 from __future__ import annotations
 
-from cps_middleware.pkcs11._ckr import CKR, code_name
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# No python-pkcs11 here: a program that only makes a Pin (or reads the discovery
+# candidates) does not load it. The rest is imported on first use (PEP 562).
 from cps_middleware.pkcs11._discovery import ENV_VAR, Candidate, candidate_paths, diagnose
-from cps_middleware.pkcs11._mechanisms import (
-    Mechanism,
-    Mgf,
-    OaepParams,
-    PssParams,
-    mechanism_name,
-)
-from cps_middleware.pkcs11._module import (
-    Module,
-    SlotReport,
-    TokenFlags,
-    TokenInfo,
-    load_module,
-    loaded_modules,
-)
 from cps_middleware.pkcs11._pin import Pin, PinStatus, Puk
-from cps_middleware.pkcs11._token import (
-    DataObject,
-    KeyRef,
-    StoredCertificate,
-    Token,
-)
+
+if TYPE_CHECKING:
+    from cps_middleware.pkcs11._ckr import CKR, code_name
+    from cps_middleware.pkcs11._mechanisms import (
+        Mechanism,
+        Mgf,
+        OaepParams,
+        PssParams,
+        mechanism_name,
+    )
+    from cps_middleware.pkcs11._module import (
+        Module,
+        SlotReport,
+        TokenFlags,
+        TokenInfo,
+        load_module,
+        loaded_modules,
+    )
+    from cps_middleware.pkcs11._token import (
+        DataObject,
+        KeyRef,
+        StoredCertificate,
+        Token,
+    )
+
+_LAZY = {
+    "CKR": "_ckr", "code_name": "_ckr",
+    "Mechanism": "_mechanisms", "Mgf": "_mechanisms", "OaepParams": "_mechanisms",
+    "PssParams": "_mechanisms", "mechanism_name": "_mechanisms",
+    "Module": "_module", "SlotReport": "_module", "TokenFlags": "_module",
+    "TokenInfo": "_module", "load_module": "_module", "loaded_modules": "_module",
+    "DataObject": "_token", "KeyRef": "_token", "StoredCertificate": "_token", "Token": "_token",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CKR",
@@ -89,6 +115,8 @@ __all__ = [
 
 def list_tokens(module_path: str | None = None) -> list[TokenInfo]:
     """The tokens present in the module's slots (unreadable slots skipped and logged)."""
+    from cps_middleware.pkcs11._module import load_module
+
     return load_module(module_path).tokens()
 
 
@@ -101,6 +129,8 @@ def open_token(
     cps_only: bool = False,
 ) -> Token:
     """The one token matching the criteria (NoSuchToken / MultipleTokens otherwise)."""
+    from cps_middleware.pkcs11._module import load_module
+
     return load_module(module_path).open_token(
         serial=serial, label=label, slot_id=slot_id, cps_only=cps_only
     )

@@ -349,6 +349,7 @@ class TokenInfo:
         return so_tries_left_of(self.flags)
 
     def describe(self) -> str:
+        """``label (serial ..., model)`` for messages."""
         return f"{self.label!r} serial {self.serial!r} ({self.model}) in slot {self.slot_id}"
 
 
@@ -661,6 +662,7 @@ def load_module(path: str | os.PathLike[str] | None = None) -> Module:
 
 
 def loaded_modules() -> Sequence[Module]:
+    """The modules loaded so far, by resolved path."""
     with _REGISTRY_LOCK:
         return list(_REGISTRY.values())
 

@@ -710,6 +710,7 @@ class Token:
             return self._mechanisms
 
     def mechanism_names(self) -> list[str]:
+        """The names of the mechanisms the token offers (``CKM_...``)."""
         return sorted(mechanism_name(m) for m in self.mechanisms())
 
     def _require(self, mechanism: int, function: str) -> None:
@@ -840,11 +841,13 @@ class Token:
         return self._private(find)
 
     def public_keys(self) -> list[KeyRef]:
+        """The public key objects on the token."""
         return self._public(
             lambda: [self._keyref(o, "public") for o in self._objects(_OC.PUBLIC_KEY, None, None)]
         )
 
     def public_key(self, label: str | None = None, id: bytes | None = None) -> KeyRef:
+        """The one public key matching ``label`` or ``id``."""
         def find() -> KeyRef:
             found = self._objects(_OC.PUBLIC_KEY, label, id)
             return self._keyref(self._one("public key", found, label, id), "public")

@@ -83,7 +83,9 @@ class TokenSigner(Protocol):
     @property
     def description(self) -> str: ...
 
-    def sign(self, mechanism: int, data: bytes, params: PssParams | None = None) -> bytes: ...
+    def sign(self, mechanism: int, data: bytes, params: PssParams | None = None) -> bytes:
+        """Sign ``data`` with ``mechanism`` (``CKM_...``) and, for PSS, ``params``."""
+        ...
 
 
 # utils.NoDigestInfo exists from cryptography 47 on.

@@ -218,6 +218,7 @@ class PcscDaemon:
             self._confdir = None
 
     def restart(self, *, timeout: float = 5.0) -> int:
+        """Stop pcscd by PID and start it again with the same readers."""
         self.stop(timeout=timeout)
         return self.start(timeout=timeout)
 

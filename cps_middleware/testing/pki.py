@@ -192,6 +192,7 @@ class CertifiedKey:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
     def private_key_pem(self) -> bytes:
+        """The private key as unencrypted PKCS#8 PEM (test keys only)."""
         return self.private_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,

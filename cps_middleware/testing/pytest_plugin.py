@@ -22,6 +22,8 @@ import pytest
 
 import cps_middleware.testing as _testing
 
+__all__ = ["pytest_addoption", "pytest_configure"]
+
 
 def _fixture_modules() -> list[str]:
     return sorted(
@@ -32,6 +34,7 @@ def _fixture_modules() -> list[str]:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--cps-start-pcscd`` and the ini option ``cps_start_pcscd`` (see the module doc)."""
     group = parser.getgroup("cps-middleware")
     group.addoption(
         "--cps-start-pcscd", action="store_true", default=None,
@@ -44,6 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register every ``cps_middleware.testing._fixtures_<area>`` module as a plugin."""
     for name in _fixture_modules():
         if not config.pluginmanager.has_plugin(name):
             config.pluginmanager.register(importlib.import_module(name), name)

@@ -334,6 +334,7 @@ class MutualTlsServer(_LocalServer):
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> Self:
+        """Start serving in a background thread; returns the server."""
         httpd = _HttpServer(("127.0.0.1", 0), _Handler, bind_and_activate=True)
         httpd.owner = self
         httpd.socket = self.context.wrap_socket(
@@ -350,6 +351,7 @@ class MutualTlsServer(_LocalServer):
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the socket."""
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -424,6 +426,7 @@ class OpenSslServer(_LocalServer):
         self._log = Path(self._dir.name) / "s_server.log"
 
     def start(self) -> Self:
+        """Start ``openssl s_server``; returns the server once it accepts connections."""
         for _attempt in range(5):
             self._port = _free_port()
             args = [
@@ -469,6 +472,7 @@ class OpenSslServer(_LocalServer):
         raise RuntimeError("openssl s_server did not start: " + self.log())
 
     def stop_process(self) -> None:
+        """Stop the ``openssl`` process by PID (the server object stays)."""
         if self._proc is not None:
             if self._proc.poll() is None:
                 self._proc.terminate()
@@ -480,10 +484,12 @@ class OpenSslServer(_LocalServer):
             self._proc = None
 
     def stop(self) -> None:
+        """Stop the server and remove its files."""
         self.stop_process()
         self._dir.cleanup()
 
     def log(self) -> str:
+        """What ``openssl s_server`` printed so far."""
         try:
             return self._log.read_text(errors="replace")
         except OSError:

@@ -300,6 +300,7 @@ class CpsTestCard:
         )
 
     def set_latency(self, milliseconds: int) -> None:
+        """Delay every PKCS#11 call on this card by ``latency_ms`` (a slow card)."""
         _tokenstate.update(self._files.root, latency_ms=milliseconds)
 
     def set_reader(self, reader: str | None) -> None:
@@ -309,6 +310,7 @@ class CpsTestCard:
         self.reader = reader
 
     def state(self) -> _tokenstate.TokenState:
+        """The card's state (present, PIN and PUK counters, latency) as the module sees it."""
         return _tokenstate.read(self._files.root)
 
     # -- internals --------------------------------------------------------------------

@@ -390,11 +390,13 @@ class SimpleCpsCard:
     # -- CardModel ----------------------------------------------------------------
 
     def reset(self) -> None:
+        """Power on / reset: clear the verified PIN and the selection."""
         self.pin_verified = False
         self._channels = {0: _Channel(self.mf)}
         self._pending = b""
 
     def process(self, apdu: bytes) -> bytes:
+        """One command APDU in, the response APDU out."""
         if len(apdu) < 4:
             return _sw(0x6700)
         cla, ins, p1, p2 = apdu[:4]

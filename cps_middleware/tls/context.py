@@ -187,7 +187,6 @@ def client_context(
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
     maximum_version: ssl.TLSVersion | None = None,
     alpn_protocols: Sequence[str] | None = None,
-    _wrap_signer: Callable[[_native.Signer], _native.Signer] | None = None,
 ) -> CardSSLContext:
     """An ``ssl.SSLContext`` that authenticates the client with the card's key.
 
@@ -197,6 +196,29 @@ def client_context(
     list (card keys) and is true for software keys. ``pss=False`` (a CPS3)
     restricts the client signature to RSA PKCS#1 v1.5 and TLS to 1.2.
     """
+    return _client_context(
+        key_or_card, certificate, chain=chain, cafile=cafile, capath=capath, cadata=cadata,
+        pss=pss, usage=usage, minimum_version=minimum_version, maximum_version=maximum_version,
+        alpn_protocols=alpn_protocols,
+    )
+
+
+def _client_context(
+    key_or_card: object,
+    certificate: object = None,
+    *,
+    chain: Sequence[object] = (),
+    cafile: str | os.PathLike[str] | None = None,
+    capath: str | os.PathLike[str] | None = None,
+    cadata: str | bytes | None = None,
+    pss: bool | None = None,
+    usage: str = "auth",
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    maximum_version: ssl.TLSVersion | None = None,
+    alpn_protocols: Sequence[str] | None = None,
+    wrap_signer: Callable[[_native.Signer], _native.Signer] | None = None,
+) -> CardSSLContext:
+    """:func:`client_context`, and ``wrap_signer`` to watch the signatures (the Test SSL)."""
     creds = resolve_credentials(key_or_card, certificate, chain=chain, pss=pss, usage=usage)
     if minimum_version < ssl.TLSVersion.TLSv1_2:
         raise InvalidInput("TLS versions below 1.2 are refused")
@@ -228,8 +250,8 @@ def client_context(
     der = creds.certificate.public_bytes(serialization.Encoding.DER)
     try:
         signer = _native.make_signer(creds.key)
-        if _wrap_signer is not None:  # the Test SSL watches the signatures
-            signer = _wrap_signer(signer)
+        if wrap_signer is not None:  # the Test SSL watches the signatures
+            signer = wrap_signer(signer)
         key = native.new_key(der, signer)
         native.install(
             ctx,

@@ -47,7 +47,7 @@ from cps_middleware.errors import (
 )
 from cps_middleware.messages import has, resolve_lang, text
 from cps_middleware.tls import _native
-from cps_middleware.tls.context import client_context
+from cps_middleware.tls.context import _client_context
 
 __all__ = ["Failure", "ServerCertificate", "TestSslResult", "test_ssl"]
 
@@ -303,8 +303,8 @@ def test_ssl(
     peer: _Peer | None = None
 
     try:
-        ctx = client_context(
-            card_or_key, certificate, cafile=cafile, cadata=cadata, pss=pss, _wrap_signer=spying
+        ctx = _client_context(
+            card_or_key, certificate, cafile=cafile, cadata=cadata, pss=pss, wrap_signer=spying
         )
     except CpsError as exc:
         return result(False, _failure_for(exc), str(exc))

@@ -195,6 +195,7 @@ class ValidatorBuilder:
         return self._set("_memo_size", n)
 
     def build(self) -> Validator:
+        """The :class:`Validator` with these settings (trust anchors are required)."""
         if self._trust is _UNSET:
             raise ValidationSetupError(
                 "no trust anchors",
