@@ -4,7 +4,8 @@
 (pathlen 0) and, made on first use, ``TEST AC IGC-SANTE FORT ORGANISATIONS``
 (pathlen 0: the organisation / "ORG AUTH_CLI" certificates of software
 vendors' servers, see :meth:`TestPki.issue_organisation`), with the same DN
-pattern, key usages and extensions as the real CA certificates, and holder certificates with the real card profile: subject
+pattern, key usages and extensions as the real CA certificates, and holder
+certificates with the real card profile: subject
 ``C=FR, title=<profession>, GN+CN+SN`` as ONE multi-valued RDN, CN = PS_IdNat,
 the NOS private extensions, an authentication certificate (digitalSignature +
 keyEncipherment, clientAuth) and a signature certificate (nonRepudiation).
