@@ -20,6 +20,7 @@ LAYERS = {
     "card": 3,
     "discovery": 3,
     "tls": 4,
+    "psc": 4,
     "diagnostics": 5,
     "testing": 6,
     "cli": 6,
