@@ -431,3 +431,26 @@ def test_every_oauth_error_code_has_a_typed_error() -> None:
         assert type(err) is cls and isinstance(err, OAuthError)
         assert err.code_name == code and err.hint and "why" in str(err)
     assert type(errors.oauth_error("brand_new_code")) is OAuthError
+
+
+def test_pkcs11_token_key_authenticates_the_client(
+    cps_psc: PscTestProvider, cps4_card: Any, cps_pki: TestPki
+) -> None:
+    """The TLS client key on a PKCS#11 token (a SoftHSM-backed card): it never leaves it."""
+    from cps_middleware.card import open_card
+    from cps_middleware.pkcs11 import Pin
+    from cps_middleware.testing import test_token_module
+
+    card = open_card(module=test_token_module(), serial=cps4_card.serial)
+    try:
+        card.login(Pin(cps4_card.pin))
+        creds = OrganisationCredentials.from_pkcs11(card, chain=(cps_pki.intermediate.certificate,))
+        cps_psc.register_client("card-client", creds.certificate)
+        with PscClient("card-client", creds, env=cps_psc.issuer,
+                       verify_cadata=cps_psc.ca_pem) as psc:
+            login = psc.ciba_login(JEAN, binding_message="Carte")
+            assert login.practitioner.ps_id_nat == JEAN
+            assert psc.introspect(login.tokens.access_token)["cnf"]["x5t#S256"] == (
+                creds.thumbprint)
+    finally:
+        card.close()

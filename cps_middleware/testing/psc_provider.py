@@ -8,8 +8,9 @@ certificate (:class:`~cps_middleware.testing.servers.ServerPki`), asks for a
 client certificate, trusts the test PKI's organisation CA (with its CRL) and
 knows three organisation certificates:
 
-* ``organisation`` — registered (``tls_client_auth`` by subject DN): the good one;
-* ``revoked_organisation`` — registered too, but listed in the CRL;
+* ``organisation`` — registered (``tls_client_auth`` by subject DN) as ``client_id``
+  and as ``<client_id>-jwt`` (signed userinfo): the good one;
+* ``revoked_organisation`` — registered too (``<client_id>-revoked``), but in the CRL;
 * ``stranger_organisation`` — valid, but its DN maps to no client.
 
 Its accounts are practitioners (claims shaped like PSC's: ``SubjectNameID``
@@ -33,7 +34,9 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import httpx
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 from joserfc.jwk import RSAKey
 
 from cps_middleware.errors import TestCardError
@@ -80,6 +83,13 @@ def psc_claims(holder: TestHolder, *, organisation: str = "CABINET DE TEST") -> 
             ],
         },
     }
+
+
+def _subject_dn(certificate: x509.Certificate) -> str:
+    """RFC 4514 subject DN with the short names the provider's TLS stack prints."""
+    return certificate.subject.rfc4514_string(
+        {NameOID.GIVEN_NAME: "GN", NameOID.SURNAME: "SN", NameOID.TITLE: "title"}
+    )
 
 
 def _pem(cert: Any) -> str:
@@ -232,6 +242,12 @@ class PscTestProvider:
     def reset_approver(self) -> None:
         self._admin("/__test__/approver", {"reset": True})
 
+    def register_client(self, client_id: str, certificate: x509.Certificate) -> None:
+        """Register one more ``tls_client_auth`` client whose subject DN is *certificate*'s
+        (any certificate the provider trusts: an organisation one, or a card's)."""
+        subject = _subject_dn(certificate)
+        self._admin("/__test__/clients", {"client": self._client_for(subject, client_id)})
+
     def rotate_keys(self) -> str:
         """Add a new signing key in front of the old ones; returns its kid."""
         kid = f"psc-key-{len(self._keys) + 1}"
@@ -256,12 +272,16 @@ class PscTestProvider:
 
     # -- configuration -------------------------------------------------------------
 
-    def _client(self, org: OrganisationCertificate) -> dict[str, Any]:
-        client_id = self.client_id if org is self.organisation else f"{self.client_id}-{org.service}"
+    def _client(self, org: OrganisationCertificate, client_id: str,
+                **extra: Any) -> dict[str, Any]:
+        return self._client_for(_subject_dn(org.certificate), client_id, **extra)
+
+    def _client_for(self, subject_dn: str, client_id: str, **extra: Any) -> dict[str, Any]:
         return {
-            "client_id": client_id.lower().replace(" ", "-"),
+            **extra,
+            "client_id": client_id,
             "token_endpoint_auth_method": "tls_client_auth",
-            "tls_client_auth_subject_dn": org.certificate.subject.rfc4514_string(),
+            "tls_client_auth_subject_dn": subject_dn,
             "tls_client_certificate_bound_access_tokens": True,
             "grant_types": [
                 "authorization_code",
@@ -291,16 +311,20 @@ class PscTestProvider:
                 ).decode("ascii"),
                 "cert": "".join(_pem(c) for c in server_chain),
                 "client_cas": [_pem(self.pki.root.certificate), _pem(org_ca)],
+                # OpenSSL checks the CRL of every CA of the chain: the card CA's too
+                # (a card can authenticate a test client as well as an HSM).
                 "crls": [
                     self.pki.crl("root").public_bytes(_PEM).decode("ascii"),
+                    self.pki.crl("intermediate").public_bytes(_PEM).decode("ascii"),
                     self.pki.crl("organisations").public_bytes(_PEM).decode("ascii"),
                 ],
             },
             "jwks": {"keys": [k.as_dict(private=True) for k in self._keys]},
             "clients": [
-                self._client(o)
-                for o in (self.organisation, self.revoked_organisation, self.stranger_organisation)
-                if o is not self.stranger_organisation
+                self._client(self.organisation, self.client_id),
+                self._client(self.organisation, self.client_id + "-jwt",
+                             userinfo_signed_response_alg="RS256"),
+                self._client(self.revoked_organisation, self.client_id + "-revoked"),
             ],
             "accounts": self.accounts,
             "default_account": self.holders[0].ps_idnat,

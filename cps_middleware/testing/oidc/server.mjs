@@ -13,7 +13,8 @@
 // "issuer": "..."} on stdout when it listens. The test approver is driven by
 // POST /__test__/approver {"login_hint": "...", "action": "approve" | "deny" |
 // "pending" | "slow", "delay_ms": N}; POST /__test__/rotate {"jwk": {...}}
-// adds a new signing key in front of the old ones (JWKS rotation).
+// adds a new signing key in front of the old ones (JWKS rotation); POST
+// /__test__/clients {"client": {...}} registers one more client.
 
 import { readFileSync } from 'node:fs';
 import * as https from 'node:https';
@@ -46,8 +47,10 @@ function pemOf(ctx) {
 }
 
 function rfc4514(subject) {
-  // node gives "C=FR\nO=...\nCN=..."; RFC 4514 lists the RDNs last to first.
-  return subject.split('\n').reverse().join(',');
+  // node gives "C=FR\nO=...\nGN=A + SN=B + CN=..."; RFC 4514 lists the RDNs last
+  // to first and joins multi-valued ones with "+" (the client registrations use
+  // node's short names: GN, SN, title).
+  return subject.split('\n').reverse().map((rdn) => rdn.split(' + ').join('+')).join(',');
 }
 
 function x5tS256(pem) {
@@ -287,6 +290,11 @@ async function admin(current, req, res, path) {
     if (body.reset) policies.clear();
     if (body.login_hint) policies.set(body.login_hint, { action: body.action, delay_ms: body.delay_ms });
     return sendJson(res, 200, { policies: Object.fromEntries(policies) });
+  }
+  if (path === '/__test__/clients') {
+    cfg.clients = [...cfg.clients.filter((c) => c.client_id !== body.client.client_id), body.client];
+    current.provider = makeProvider(current.provider.issuer, current);
+    return sendJson(res, 200, { clients: cfg.clients.map((c) => c.client_id) });
   }
   if (path === '/__test__/rotate') {
     signingKeys = [body.jwk, ...signingKeys];
