@@ -196,6 +196,13 @@ def test_ciba_cancel_from_another_thread(psc: PscClient, cps_psc: PscTestProvide
     assert time.monotonic() - start < 1
 
 
+def test_ciba_poll_of_an_unknown_request_is_invalid_grant(psc: PscClient) -> None:
+    request = psc.ciba_start(JEAN)
+    forged = replace(request, auth_req_id="not-a-request-id")
+    with pytest.raises(OAuthInvalidGrant):
+        psc.ciba_poll(forged)
+
+
 @pytest.mark.parametrize(
     ("hint", "kw", "error"),
     [
@@ -358,6 +365,17 @@ def test_id_token_claims_are_checked(psc: PscClient, cps_psc: PscTestProvider,
     with pytest.raises(TokenRejected) as info:
         psc.validate_id_token(_forge(cps_psc, **claims), acr="eidas1")
     assert info.value.code_name == reason
+
+
+def test_clock_leeway_is_bounded(cps_psc: PscTestProvider) -> None:
+    late = _forge(cps_psc, exp=int(time.time()) - 30)
+    with _client(cps_psc, leeway=60) as tolerant, _client(cps_psc, leeway=0) as strict:
+        assert tolerant.validate_id_token(late)["sub"] == JEAN
+        with pytest.raises(TokenRejected) as info:
+            strict.validate_id_token(late)
+        assert info.value.code_name == "expired"
+    with pytest.raises(InvalidInput):
+        PscClient("x", env="sandbox", leeway=301)
 
 
 def test_id_token_nonce_and_signature_are_checked(psc: PscClient,
