@@ -26,7 +26,7 @@ LAYERS = {
     "cli": 6,
 }
 # Same-layer siblings that must stay independent of each other.
-FORBIDDEN_PAIRS = {("pcsc", "pkcs11"), ("pkcs11", "pcsc")}
+FORBIDDEN_PAIRS = {("pcsc", "pkcs11"), ("pkcs11", "pcsc"), ("tls", "psc")}
 
 
 def _room(module: str) -> str | None:

@@ -374,9 +374,9 @@ class PscClient:
             raise ProviderResponseInvalid("the CIBA answer lacks auth_req_id or expires_in",
                                           function="backchannel_authentication")
         interval = data.get("interval", _DEFAULT_INTERVAL)
-        return CibaRequest(auth_req_id, hint, binding_message,
-                           float(interval) if isinstance(interval, int | float) else 5.0,
-                           float(expires_in))
+        # A zero or negative interval would make a busy loop: one poll a second at most.
+        pace = max(float(interval), 1.0) if isinstance(interval, int | float) else 5.0
+        return CibaRequest(auth_req_id, hint, binding_message, pace, float(expires_in))
 
     def ciba_poll(self, request: CibaRequest, *, userinfo: bool = True) -> LoginResult | None:
         """One poll: the login when approved, ``None`` while pending (``slow_down`` adds
