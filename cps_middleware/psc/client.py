@@ -125,6 +125,19 @@ class LoginResult:
     practitioner: Practitioner
 
 
+def _jwt_issuer(token: str) -> str | None:
+    """The unverified ``iss`` of a compact JWT (None for an opaque token)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    iss = payload.get("iss") if isinstance(payload, dict) else None
+    return iss if isinstance(iss, str) else None
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -563,7 +576,9 @@ class PscClient:
         """Exchange a PSC access token for one to call a service (RFC 8693, over mTLS).
 
         *token_endpoint* is the authorisation server's (default: the provider's).
-        A JWT access token issued by this provider is validated, its binding checked.
+        A JWT access token issued by this provider is validated (and its ``aud`` must
+        include *audience* when one is asked), its binding checked; a token of another
+        authorisation server is returned as it is (validate it with that server's keys).
         """
         token = (subject_token.access_token if isinstance(subject_token, TokenSet)
                  else subject_token)
@@ -578,8 +593,9 @@ class PscClient:
             "resource": resource,
         }, url=token_endpoint)
         tokens = TokenSet.from_response(data)
-        if tokens.access_token.count(".") == 2 and token_endpoint is None:
-            self.validate_access_token(tokens.access_token, audience=audience or self.client_id)
+        if _jwt_issuer(tokens.access_token) == self.issuer:
+            # Ours to check: signature, expiry, the audience asked for, the certificate binding.
+            self.validate_access_token(tokens.access_token, audience=audience)
         return tokens
 
 
