@@ -52,9 +52,7 @@ def main() -> int:
             login(psc, os.environ["CPS_PSC_LOGIN_HINT"])
         return 0
 
-    from cps_middleware.testing import TestPki
-    from cps_middleware.testing.pki import TestHolder
-    from cps_middleware.testing.psc_provider import PscTestProvider
+    from cps_middleware.testing import PscTestProvider, TestHolder, TestPki
 
     pki = TestPki(seed="example-psc", ca_key_type="p256")
     with contextlib.ExitStack() as stack:
