@@ -52,6 +52,15 @@ MESSAGES: dict[str, Msg] = {
         fr="accepté sans statut de révocation (mode tolérant, « soft-fail »)",
         en="accepted without a revocation status (soft-fail mode)",
     ),
+    # cps validate --fetch
+    "revocation.cli_summary": Msg(
+        fr="révocation ({mode}) : {downloaded} LCR téléchargée(s), {cached} depuis le cache, "
+        "{failed} en échec ; {ocsp} réponse(s) OCSP ; {soft} certificat(s) acceptés sans statut",
+        en="revocation ({mode}): {downloaded} CRL(s) downloaded, {cached} from the cache, "
+        "{failed} failed; {ocsp} OCSP answer(s); {soft} certificate(s) accepted without a status",
+    ),
+    "revocation.mode_hard": Msg(fr="mode strict", en="hard-fail"),
+    "revocation.mode_soft": Msg(fr="mode tolérant", en="soft-fail"),
     # why a source could not be used (code_name / OcspResult.why, lower-case)
     "revocation.why_timeout": Msg(fr="délai dépassé", en="timed out"),
     "revocation.why_too_large": Msg(fr="réponse trop volumineuse", en="response too large"),
