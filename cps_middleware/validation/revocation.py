@@ -563,18 +563,23 @@ class CrlFetcher:
     ) -> tuple[CrlFetch, ...]:
         """The CRLs of *subject*'s distribution points (HTTP ones fetched, LDAP ones noted).
 
-        Stops at the first distribution point that gives a current CRL. When
+        LDAP addresses come first, as notes (never fetched). HTTP ones are
+        fetched in order, up to the first that gives a current CRL. When
         the certificate names no HTTP distribution point, the configured
         locations of its issuer (:class:`RevocationSources`) are used.
         """
-        out: list[CrlFetch] = []
+        dps = _distribution_points(subject)
+        # every LDAP address is noted, whether or not an HTTP one answers
+        out: list[CrlFetch] = [
+            CrlFetch(u, CrlOutcome.LDAP_IGNORED)
+            for names in dps
+            for u in _uris(names)
+            if u.lower().startswith("ldap")
+        ]
         tried: set[str] = set()
         now = self._clock()
-        for names in _distribution_points(subject):
+        for names in dps:
             http_urls = [u for u in _uris(names) if u.lower().startswith(("http://", "https://"))]
-            for u in _uris(names):
-                if u.lower().startswith("ldap"):
-                    out.append(CrlFetch(u, CrlOutcome.LDAP_IGNORED))
             for u in http_urls:
                 if u in tried:
                     continue
@@ -791,9 +796,12 @@ class RevocationChecker:
     2. fetches the CRLs of every certificate of each path (the leaf and each
        intermediate CA; the trust anchor is not checked), through *fetcher*;
     3. validates again with those CRLs (and *extra_crls*), revocation
-       ``"soft"``: a certificate listed as revoked is REVOKED;
+       ``"soft"`` and ``"hard"``: a certificate a CRL lists is REVOKED; one
+       that is VALID in hard mode is done (current CRLs for the whole path);
     4. for each certificate of the path that no current, checked CRL covers,
-       asks *ocsp* (when given): REVOKED → REVOKED, GOOD → covered;
+       asks *ocsp* (when given): REVOKED → REVOKED, GOOD → covered. (If the
+       validator set aside a CRL this module accepted, every certificate of
+       the path is asked: the checker never fails open on a disagreement.)
     5. a certificate still without an answer decides with *failure*:
        ``"hard"`` → REVOCATION_UNKNOWN, ``"soft"`` → accepted, with
        ``soft_failed``. An OCSP ``unknown`` answer is REVOCATION_UNKNOWN in
@@ -823,10 +831,11 @@ class RevocationChecker:
         self.fetcher = fetcher if fetcher is not None else (CrlFetcher() if use_crls else None)
         self.ocsp = ocsp
         self._extra = tuple(extra_crls)
+        self._extra_cache: tuple[bytes, ...] | None = None
         # the builder must leave revocation to us; checking now gives the error at set-up
         self._paths = builder.revocation("off").build()
         builder.crls(self._extra).revocation("soft")
-        self._last: tuple[tuple[bytes, ...], Validator] | None = None
+        self._last: tuple[tuple[bytes, ...], tuple[Validator, Validator]] | None = None
 
     def validate(self, cert: object) -> CheckedResult:
         return self.validate_many([cert])[0]
@@ -871,18 +880,26 @@ class RevocationChecker:
             )
         )
         second: BatchResult | None = None
+        strict: BatchResult | None = None
         if chains:
-            validator = self._crl_validator(crl_ders)
-            second = validator.validate_many([items[i] for i in chains])
+            soft, hard = self._crl_validators(crl_ders)
+            second = soft.validate_many([items[i] for i in chains])
+            strict = hard.validate_many([items[i] for i in chains])
         ocsp_answers: dict[_Pair, OcspResult] = {}
         for j, (i, pairs) in enumerate(chains.items()):
-            assert second is not None
+            assert second is not None and strict is not None
             r2 = second[j]
             fetches = tuple(f for s, c in pairs for f in pair_fetches[(_der(s), _der(c))])
-            if r2.status is not Status.VALID:
-                out[i] = CheckedResult(r2, fetches)
+            if r2.status is not Status.VALID or strict[j].status is Status.VALID:
+                # revoked (or another failure) by the CRLs, or every certificate of the
+                # path covered by a current CRL in the validator's own judgement
+                out[i] = CheckedResult(r2 if r2.status is not Status.VALID else strict[j], fetches)
                 continue
             missing = [(s, c) for s, c in pairs if not covered[(_der(s), _der(c))]]
+            if not missing:
+                # a CRL this module accepted was set aside by the validator: never fail
+                # open, ask OCSP for every certificate of the path
+                missing = list(pairs)
             answers: list[OcspResult] = []
             if self.ocsp is not None:
                 for s, c in missing:
@@ -916,24 +933,26 @@ class RevocationChecker:
     # -- internals -----------------------------------------------------------------
 
     def _extra_ders(self) -> tuple[bytes, ...]:
-        if not self._extra:
-            return ()
-        from cps_middleware.validation.store import load_crls
+        if self._extra_cache is None:
+            from cps_middleware.validation.store import load_crls
 
-        out: list[bytes] = []
-        for c in self._extra:
-            if isinstance(c, x509.CertificateRevocationList):
-                out.append(c.public_bytes(Encoding.DER))
-            else:
-                out.extend(load_crls(c))
-        return tuple(out)
+            out: list[bytes] = []
+            for c in self._extra:
+                if isinstance(c, x509.CertificateRevocationList):
+                    out.append(c.public_bytes(Encoding.DER))
+                else:
+                    out.extend(load_crls(c))
+            self._extra_cache = tuple(out)
+        return self._extra_cache
 
-    def _crl_validator(self, crl_ders: tuple[bytes, ...]) -> Validator:
+    def _crl_validators(self, crl_ders: tuple[bytes, ...]) -> tuple[Validator, Validator]:
+        """(soft, hard) validators over these CRLs; the last pair is reused."""
         if self._last is not None and self._last[0] == crl_ders:
             return self._last[1]
-        validator = self._builder.crls(crl_ders).revocation("soft").build()
-        self._last = (crl_ders, validator)
-        return validator
+        base = self._builder.crls(crl_ders)
+        pair = (base.revocation("soft").build(), base.revocation("hard").build())
+        self._last = (crl_ders, pair)
+        return pair
 
     def _decide(
         self,
