@@ -8,7 +8,7 @@ Why ``http.client`` (standard library) and not httpx or urllib:
   drips one byte per second never trips it. With ``http.client`` we hold the
   socket, so a watchdog timer shuts it down when the deadline passes and the
   blocked read returns at once (urllib hides the socket until the headers
-  are read);
+  are read; one shared watchdog thread serves every request);
 * the body is read in pieces and refused as soon as it passes the size cap
   (``Content-Length`` is checked first), never buffered whole.
 
@@ -21,15 +21,17 @@ interrupted): an unreachable DNS server can add its own timeout.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import http.client
 import ipaddress
+import itertools
 import socket
 import ssl
 import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cps_middleware.errors import RevocationFetchError
@@ -154,16 +156,14 @@ def _once(
             target = url  # absolute form through an HTTP proxy
     fired = threading.Event()
 
-    def watchdog() -> None:
+    def expire() -> None:
         fired.set()
         sock = conn.sock
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    timer = threading.Timer(remaining, watchdog)
-    timer.daemon = True
-    timer.start()
+    token = _WATCHDOG.arm(end, expire)
     try:
         hdrs = {"User-Agent": USER_AGENT, "Connection": "close", **headers}
         conn.request(method, target, body=body, headers=hdrs)
@@ -198,5 +198,58 @@ def _once(
             raise fail("TIMEOUT", "download deadline passed", exc) from exc
         raise fail("NETWORK", f"{type(exc).__name__}: {exc}", exc) from exc
     finally:
-        timer.cancel()
+        _WATCHDOG.disarm(token)
         conn.close()
+
+
+class _Watchdog:
+    """One daemon thread that calls the expiry function of each request whose deadline
+    passed (a thread per request costs its start-up on every call, more on a busy machine)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int]] = []
+        self._armed: dict[int, Callable[[], None]] = {}
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, when: float, expire: Callable[[], None]) -> int:
+        token = next(self._seq)
+        with self._cond:
+            self._armed[token] = expire
+            heapq.heappush(self._heap, (when, token))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="cps-http-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return token
+
+    def disarm(self, token: int) -> None:
+        with self._cond:
+            self._armed.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][1] not in self._armed:
+                    heapq.heappop(self._heap)  # disarmed
+                if not self._heap:
+                    self._cond.wait(timeout=30.0)
+                    if not self._heap:
+                        self._thread = None
+                        return  # idle: the next arm() starts a new thread
+                    continue
+                when, token = self._heap[0]
+                left = when - time.monotonic()
+                if left > 0:
+                    self._cond.wait(timeout=left)
+                    continue
+                heapq.heappop(self._heap)
+                expire = self._armed.pop(token, None)
+            if expire is not None:
+                expire()
+
+
+_WATCHDOG = _Watchdog()

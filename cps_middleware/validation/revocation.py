@@ -49,9 +49,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, overload
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 
 from cps_middleware.errors import (
     RevocationDataRejected,
@@ -80,6 +81,13 @@ __all__ = [
 ]
 
 Clock = Callable[[], _dt.datetime]
+_PKCS1 = {
+    SignatureAlgorithmOID.RSA_WITH_SHA1,
+    SignatureAlgorithmOID.RSA_WITH_SHA224,
+    SignatureAlgorithmOID.RSA_WITH_SHA256,
+    SignatureAlgorithmOID.RSA_WITH_SHA384,
+    SignatureAlgorithmOID.RSA_WITH_SHA512,
+}
 _HANDLED_CRL_EXTENSIONS = {
     ExtensionOID.ISSUING_DISTRIBUTION_POINT,
     ExtensionOID.CRL_NUMBER,
@@ -220,9 +228,10 @@ def _verify(
     try:
         if data.lstrip()[:5] == b"-----":
             crl = x509.load_pem_x509_crl(data)
+            der = crl.public_bytes(Encoding.DER)
         else:
             crl = x509.load_der_x509_crl(data)
-        der = crl.public_bytes(Encoding.DER)
+            der = data  # loaded whole (no trailing data): already the DER
         crl_issuer = crl.issuer
         exts = list(crl.extensions)
         this_update = crl.last_update_utc
@@ -242,10 +251,7 @@ def _verify(
             raise _rejected("ISSUER_NOT_CRL_SIGNER", "the CA may not sign CRLs", url)
     except (x509.ExtensionNotFound, ValueError):
         pass
-    try:
-        good = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        good = False
+    good = _signature_valid(crl, der, issuer)
     if not good:
         raise _rejected("BAD_SIGNATURE", "the CRL signature does not verify with the CA key", url)
     number: int | None = None
@@ -266,6 +272,50 @@ def _verify(
     if this_update > at + leeway:
         raise _rejected("NOT_YET_VALID", f"thisUpdate {this_update:%Y-%m-%d %H:%M} is ahead", url)
     return _VerifiedCrl(der, this_update, next_update, number)
+
+
+def _tbs(der: bytes) -> bytes | None:
+    """The tbsCertList of a CRL's DER, sliced (cryptography re-encodes it: ~15 ms for
+    20 000 entries, against ~1 ms to hash the slice)."""
+
+    def header(pos: int) -> tuple[int, int] | None:  # (content start, content length)
+        if pos + 2 > len(der):
+            return None
+        first = der[pos + 1]
+        if first < 0x80:
+            return pos + 2, first
+        n = first & 0x7F
+        if not 1 <= n <= 4 or pos + 2 + n > len(der):
+            return None
+        return pos + 2 + n, int.from_bytes(der[pos + 2 : pos + 2 + n], "big")
+
+    outer = header(0)
+    if outer is None or der[0] != 0x30:
+        return None
+    inner = header(outer[0])
+    if inner is None or der[outer[0]] != 0x30:
+        return None
+    end = inner[0] + inner[1]
+    return der[outer[0] : end] if end <= len(der) else None
+
+
+def _signature_valid(
+    crl: x509.CertificateRevocationList, der: bytes, issuer: x509.Certificate
+) -> bool:
+    try:
+        key = issuer.public_key()
+        algorithm = crl.signature_hash_algorithm
+        tbs = _tbs(der)
+        if tbs is not None and algorithm is not None:
+            if isinstance(key, rsa.RSAPublicKey) and crl.signature_algorithm_oid in _PKCS1:
+                key.verify(crl.signature, tbs, padding.PKCS1v15(), algorithm)
+                return True
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(crl.signature, tbs, ec.ECDSA(algorithm))
+                return True
+        return crl.is_signature_valid(key)  # type: ignore[arg-type]  # PSS, EdDSA ...
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
