@@ -263,3 +263,17 @@ def test_subject_names_in_responder_ids(cps_pki: TestPki, certs: Certs) -> None:
     assert responder.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
         "TEST OCSP IGC-SANTE FORT PERSONNES"
     )
+
+
+def test_client_settings_are_checked() -> None:
+    from cps_middleware.errors import ValidationSetupError
+    from cps_middleware.validation.revocation import CrlFetcher
+
+    for kw in ({"leeway": dt.timedelta(days=1)}, {"hash_algorithm": "md5"},
+               {"timeout": 0}, {"nonce": False, "require_nonce": True}):
+        with pytest.raises(ValidationSetupError):
+            OcspClient("http://127.0.0.1:1/", **kw)  # type: ignore[arg-type]
+    with pytest.raises(ValidationSetupError):
+        CrlFetcher(None, leeway=dt.timedelta(hours=2))
+    with pytest.raises(ValidationSetupError):
+        CrlFetcher(None, refresh_interval=dt.timedelta(minutes=1))

@@ -67,6 +67,9 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha512": hashes.SHA512,
 }
 _RSASSA_PSS = "1.2.840.113549.1.1.10"
+# Clock skew tolerated on thisUpdate / nextUpdate is bounded: a day of leeway would
+# turn a stale answer into a current one.
+_MAX_LEEWAY = _dt.timedelta(hours=1)
 
 
 class OcspStatus(enum.Enum):
@@ -175,6 +178,10 @@ class OcspClient:
         if require_nonce and not nonce:
             raise ValidationSetupError(
                 "require_nonce needs nonce=True", function="OcspClient"
+            )
+        if not _dt.timedelta(0) <= leeway <= _MAX_LEEWAY:
+            raise ValidationSetupError(
+                f"leeway must be between 0 and {_MAX_LEEWAY}", function="OcspClient"
             )
         if timeout <= 0 or deadline <= 0 or max_bytes <= 0 or cache_size < 0:
             raise ValidationSetupError(

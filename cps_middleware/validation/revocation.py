@@ -470,6 +470,10 @@ class CrlFetcher:
             raise ValidationSetupError(
                 "timeout, deadline and max_bytes must be positive", function="CrlFetcher"
             )
+        if not _dt.timedelta(0) <= leeway <= _dt.timedelta(hours=1):
+            raise ValidationSetupError(
+                "leeway must be between 0 and one hour", function="CrlFetcher"
+            )
         if refresh_interval < min_interval or jitter < _dt.timedelta(0):
             raise ValidationSetupError(
                 "refresh_interval must be >= min_interval and jitter >= 0", function="CrlFetcher"
