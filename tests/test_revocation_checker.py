@@ -165,3 +165,29 @@ def test_builder_must_leave_revocation_to_the_checker(
         RevocationChecker(builder.crls([cps_pki.crl("root")]), failure="hard", use_crls=False)
     with pytest.raises(ValidationSetupError):
         RevocationChecker(builder, failure="maybe", use_crls=False)  # type: ignore[arg-type]
+
+
+def test_ocsp_asked_once_per_certificate_across_a_batch(
+    cps_pki: TestPki, builder: ValidatorBuilder,
+    cps_revocation_server: RevocationHttpServer, cps_ocsp_responder_factory: Factory,
+) -> None:
+    leaves = [
+        cps_pki.issue_card(
+            TestHolder(id_number=f"100015100{n:02d}", card_number=f"8025000001/280001510{n}"),
+            key_type="p256",
+        ).signature.certificate
+        for n in range(5)
+    ]
+    cps_revocation_server.publish(ROOT_CRL, cps_pki.crl("root"))
+    responder = cps_ocsp_responder_factory(good=leaves[:4], revoked=[
+        (leaves[4], x509.ReasonFlags.cessation_of_operation, cps_pki.reference_time)])
+    client = OcspClient(responder.url)
+    checker = RevocationChecker(builder, failure="hard", fetcher=fetcher(cps_revocation_server),
+                                ocsp=client, ocsp_workers=3)
+    batch = checker.validate_many([*leaves, leaves[0], leaves[4]])
+    assert [r.status for r in batch] == [Status.VALID] * 4 + [Status.REVOKED, Status.VALID,
+                                                              Status.REVOKED]
+    assert client.requests_sent == 5
+    # a second batch is answered from the OCSP cache
+    assert checker.validate_many(leaves).counts() == {Status.VALID: 4, Status.REVOKED: 1}
+    assert client.requests_sent == 5

@@ -836,6 +836,7 @@ class CheckedBatch(Sequence[CheckedResult]):
 
 
 _Pair = tuple[bytes, bytes]  # (subject DER, issuer DER)
+_CertPair = tuple[x509.Certificate, x509.Certificate]  # (certificate, its issuer)
 
 
 class RevocationChecker:
@@ -862,7 +863,8 @@ class RevocationChecker:
        both modes (the responder does not know the certificate: not a network
        failure to tolerate).
 
-    Fetching uses the wall clock; the validation time is the builder's.
+    OCSP questions are asked *ocsp_workers* at a time (each asked once per
+    call). Fetching uses the wall clock; the validation time is the builder's.
     """
 
     def __init__(
@@ -874,6 +876,7 @@ class RevocationChecker:
         ocsp: OcspClient | None = None,
         use_crls: bool = True,
         extra_crls: Iterable[bytes | x509.CertificateRevocationList | str | os.PathLike[str]] = (),
+        ocsp_workers: int = 4,
     ) -> None:
         if failure not in ("hard", "soft"):
             raise ValidationSetupError(
@@ -884,6 +887,11 @@ class RevocationChecker:
         self.failure = failure
         self.fetcher = fetcher if fetcher is not None else (CrlFetcher() if use_crls else None)
         self.ocsp = ocsp
+        if not isinstance(ocsp_workers, int) or ocsp_workers < 1:
+            raise ValidationSetupError(
+                "ocsp_workers must be >= 1", function="RevocationChecker"
+            )
+        self.ocsp_workers = ocsp_workers
         self._extra = tuple(extra_crls)
         self._extra_cache: tuple[bytes, ...] | None = None
         # the builder must leave revocation to us; checking now gives the error at set-up
@@ -939,7 +947,8 @@ class RevocationChecker:
             soft, hard = self._crl_validators(crl_ders)
             second = soft.validate_many([items[i] for i in chains])
             strict = hard.validate_many([items[i] for i in chains])
-        ocsp_answers: dict[_Pair, OcspResult] = {}
+        pending: list[tuple[int, ValidationResult, list[_CertPair], list[_CertPair],
+                            tuple[CrlFetch, ...]]] = []
         for j, (i, pairs) in enumerate(chains.items()):
             assert second is not None and strict is not None
             r2 = second[j]
@@ -954,15 +963,27 @@ class RevocationChecker:
                 # a CRL this module accepted was set aside by the validator: never fail
                 # open, ask OCSP for every certificate of the path
                 missing = list(pairs)
-            answers: list[OcspResult] = []
-            if self.ocsp is not None:
-                for s, c in missing:
-                    key = (_der(s), _der(c))
-                    if key not in ocsp_answers:
-                        ocsp_answers[key] = self.ocsp.check(s, c)
-                    answers.append(ocsp_answers[key])
+            pending.append((i, r2, pairs, missing, fetches))
+        ocsp_answers = self._ask_ocsp([p for _i, _r, _p, missing, _f in pending for p in missing])
+        for i, r2, pairs, missing, fetches in pending:
+            answers = [ocsp_answers[(_der(s), _der(c))] for s, c in missing if ocsp_answers]
             out[i] = self._decide(r2, pairs, missing, answers, fetches)
         return CheckedBatch(out)  # type: ignore[arg-type]
+
+    def _ask_ocsp(self, pairs: list[_CertPair]) -> dict[_Pair, OcspResult]:
+        """OCSP answers for these (certificate, issuer) pairs, each asked once, several at a
+        time (the requests wait on the network)."""
+        if self.ocsp is None or not pairs:
+            return {}
+        unique = {(_der(s), _der(c)): (s, c) for s, c in pairs}
+        client = self.ocsp
+        if self.ocsp_workers <= 1 or len(unique) == 1:
+            return {k: client.check(s, c) for k, (s, c) in unique.items()}
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(self.ocsp_workers, len(unique))) as pool:
+            futures = {k: pool.submit(client.check, s, c) for k, (s, c) in unique.items()}
+            return {k: f.result() for k, f in futures.items()}
 
     def fetch_crls(self, certs: Iterable[object]) -> tuple[CrlFetch, ...]:
         """Only step 2: the CRL fetches for the paths of *certs* (``der`` of the usable ones
