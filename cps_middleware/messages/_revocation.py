@@ -61,6 +61,27 @@ MESSAGES: dict[str, Msg] = {
     ),
     "revocation.mode_hard": Msg(fr="mode strict", en="hard-fail"),
     "revocation.mode_soft": Msg(fr="mode tolérant", en="soft-fail"),
+    # revocation reasons (RFC 5280 CRLReason, as in Revocation.reason)
+    "revocation.reason_unspecified": Msg(fr="non précisé", en="unspecified"),
+    "revocation.reason_key_compromise": Msg(fr="compromission de la clé", en="key compromise"),
+    "revocation.reason_ca_compromise": Msg(
+        fr="compromission de l'autorité", en="CA compromise"
+    ),
+    "revocation.reason_affiliation_changed": Msg(
+        fr="changement d'affiliation", en="affiliation changed"
+    ),
+    "revocation.reason_superseded": Msg(fr="remplacé", en="superseded"),
+    "revocation.reason_cessation_of_operation": Msg(
+        fr="cessation d'activité", en="cessation of operation"
+    ),
+    "revocation.reason_certificate_hold": Msg(fr="suspendu", en="certificate on hold"),
+    "revocation.reason_remove_from_crl": Msg(fr="retiré de la LCR", en="removed from the CRL"),
+    "revocation.reason_privilege_withdrawn": Msg(
+        fr="privilège retiré", en="privilege withdrawn"
+    ),
+    "revocation.reason_aa_compromise": Msg(
+        fr="compromission de l'autorité d'attributs", en="attribute authority compromise"
+    ),
     # why a source could not be used (code_name / OcspResult.why, lower-case)
     "revocation.why_timeout": Msg(fr="délai dépassé", en="timed out"),
     "revocation.why_too_large": Msg(fr="réponse trop volumineuse", en="response too large"),

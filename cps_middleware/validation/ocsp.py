@@ -120,7 +120,8 @@ class OcspResult:
                 "revocation.ocsp_revoked",
                 lang,
                 serial=f"{self.serial:X}",
-                reason=self.revocation_reason or "unspecified",
+                reason=text(_code_or("revocation.reason_" + (self.revocation_reason or ""),
+                                     "revocation.reason_unspecified"), lang),
                 date=when,
             )
         if self.status is OcspStatus.UNAVAILABLE:
@@ -133,11 +134,14 @@ class OcspResult:
         return text(f"revocation.ocsp_{self.status.value}", lang, serial=f"{self.serial:X}")
 
 
-def _why_code(why: str) -> str:
+def _code_or(code: str, fallback: str) -> str:
     from cps_middleware.messages import all_messages
 
-    code = f"revocation.why_{why.lower()}"
-    return code if code in all_messages() else "revocation.why_other"
+    return code if code in all_messages() else fallback
+
+
+def _why_code(why: str) -> str:
+    return _code_or(f"revocation.why_{why.lower()}", "revocation.why_other")
 
 
 def _utcnow() -> _dt.datetime:

@@ -574,17 +574,8 @@ class CrlFetcher:
                     code_name="HTTP_STATUS",
                 )
             fresh = verify(resp.body)
-            if (
-                cached_ok is not None
-                and fresh.number is not None
-                and cached_ok.number is not None
-                and fresh.number < cached_ok.number
-            ):
-                raise _rejected(
-                    "ROLLBACK",
-                    f"CRL number {fresh.number} is older than the cached {cached_ok.number}",
-                    url,
-                )
+            if cached_ok is not None:
+                _check_not_older(fresh, cached_ok, url)
             entry = _Entry(
                 fresh.der,
                 resp.headers.get("etag"),
@@ -740,6 +731,24 @@ class CrlFetcher:
             _atomic_write(meta_path, json.dumps(meta, indent=1).encode("utf-8"))
         except OSError:
             pass
+
+
+def _check_not_older(fresh: _VerifiedCrl, cached: _VerifiedCrl, url: str) -> None:
+    """A server (or a cache in front of it) must not hand back an older CRL than the one
+    already checked: it could hide a revocation published since."""
+    if fresh.number is not None and cached.number is not None:
+        if fresh.number < cached.number:
+            raise _rejected(
+                "ROLLBACK",
+                f"CRL number {fresh.number} is older than the cached {cached.number}",
+                url,
+            )
+    elif fresh.this_update < cached.this_update:
+        raise _rejected(
+            "ROLLBACK",
+            f"thisUpdate {fresh.this_update:%Y-%m-%d %H:%M} is older than the cached CRL's",
+            url,
+        )
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
