@@ -1056,7 +1056,8 @@ class RevocationChecker:
                 return CheckedResult(
                     ValidationResult(
                         Status.REVOKED,
-                        f"{_who(s, leaf)} revoked (OCSP, {rev.reason}, {rev.date:%Y-%m-%d})",
+                        f"{_who(s, leaf)} was revoked on {rev.date:%Y-%m-%d %H:%M:%S} UTC "
+                        f"({rev.reason}, OCSP)",
                         r2.path,
                         rev,
                     ),
