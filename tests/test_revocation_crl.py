@@ -365,3 +365,46 @@ def test_revoked_entries_survive_the_round_trip(
     assert f.der is not None
     got = x509.load_der_x509_crl(f.der)
     assert got.get_revoked_certificate_by_serial_number(leaf.serial_number) is not None
+
+
+def test_deadline_cuts_a_server_that_never_answers(
+    cps_pki: TestPki, cps_revocation_server: RevocationHttpServer, leaf: x509.Certificate,
+    clock: Clock,
+) -> None:
+    # a generous per-read timeout, a short deadline: the watchdog ends the wait
+    cps_revocation_server.publish(LEAF_CRL, cps_pki.crl("intermediate"), delay=3.0)
+    fetcher = fetcher_for(cps_revocation_server, None, clock, timeout=10.0, deadline=0.4)
+    t0 = time.monotonic()
+    (f,) = fetcher.fetch_for(leaf, cps_pki.intermediate.certificate)
+    assert f.error is not None and f.error.code_name == "TIMEOUT"
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_damaged_cache_is_downloaded_again(
+    cps_pki: TestPki, cps_revocation_server: RevocationHttpServer, leaf: x509.Certificate,
+    clock: Clock, tmp_path: Path,
+) -> None:
+    cps_revocation_server.publish(LEAF_CRL, cps_pki.crl("intermediate"))
+    fetcher = fetcher_for(cps_revocation_server, tmp_path, clock)
+    assert fetcher.fetch_for(leaf, cps_pki.intermediate.certificate)[0].outcome is (
+        CrlOutcome.DOWNLOADED)
+    (crl_file,) = tmp_path.glob("*.crl")
+    crl_file.write_bytes(crl_file.read_bytes()[:-1] + b"\x00")  # one byte changed
+    f = fetcher.fetch_for(leaf, cps_pki.intermediate.certificate)[0]
+    assert f.outcome is CrlOutcome.DOWNLOADED and len(cps_revocation_server.requests) == 2
+    (meta,) = tmp_path.glob("*.json")
+    meta.write_text("{not json")
+    assert fetcher.fetch_for(leaf, cps_pki.intermediate.certificate)[0].outcome is (
+        CrlOutcome.DOWNLOADED)
+
+
+def test_sources_mirrors_and_locations() -> None:
+    src = RevocationSources.igc_sante()
+    assert src.ocsp_url == "http://ocsp.esante.gouv.fr"
+    assert src.crl_locations["AC RACINE IGC-SANTE FORT"] == (BASE + "ACR-FO.crl",)
+    m = src.with_mirror("http://igc-sante.esante.gouv.fr/", "http://a/").with_mirror(
+        BASE, "http://b/crl/")
+    assert m.rewrite(BASE + "ACR-EL.crl") == "http://b/crl/ACR-EL.crl"  # longest prefix
+    assert m.rewrite("http://igc-sante.esante.gouv.fr/x") == "http://a/x"
+    assert m.rewrite("http://elsewhere/x.crl") == "http://elsewhere/x.crl"
+    assert src.with_crl("AC X", "http://x/1.crl").crl_locations["AC X"] == ("http://x/1.crl",)
