@@ -51,6 +51,9 @@ __all__ = [
     "PrivateKeyExportRefused",
     "PukIncorrect",
     "PukLocked",
+    "RevocationDataRejected",
+    "RevocationFetchError",
+    "RevocationSourceError",
     "SelectionError",
     "SignatureFailed",
     "TestCardError",
@@ -596,3 +599,28 @@ def oauth_error(
     cls = OAUTH_ERRORS.get(error, OAuthError)
     message = f"the provider answered {error}" + (f": {description}" if description else "")
     return cls(message, error=error, description=description, code=status, function=endpoint)
+# --- revocation sources (CRL download, OCSP) ---------------------------------------
+
+
+class RevocationSourceError(CpsError):
+    """A CRL or OCSP source could not be used; ``code_name`` says why (``TIMEOUT``,
+    ``TOO_LARGE``, ``HTTP_STATUS``, ``NETWORK``, ``BAD_URL``, ``BAD_SIGNATURE`` ...)."""
+
+    default_hint = (
+        "check the network access to the IGC-Santé CRL and OCSP servers (proxy, firewall), "
+        "or give the CRLs as files"
+    )
+
+
+class RevocationFetchError(RevocationSourceError):
+    """A download failed: network error, HTTP error status, timeout or size limit."""
+
+
+class RevocationDataRejected(RevocationSourceError):
+    """A CRL or OCSP response was downloaded but cannot be trusted or does not apply
+    (wrong issuer, bad signature, wrong scope, out of date)."""
+
+    default_hint = (
+        "the server sent revocation data that does not belong to this certificate's CA: "
+        "check the configured CRL / OCSP addresses and mirrors"
+    )

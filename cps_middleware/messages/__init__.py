@@ -32,7 +32,11 @@ Lang = Literal["fr", "en"]
 LANGUAGES: tuple[Lang, ...] = ("fr", "en")
 
 # Every area's module; a test renders every code of every area in both languages.
-AREAS: tuple[str, ...] = ("common", "psc")
+AREAS: tuple[str, ...] = (
+    "common",
+    "psc",
+    "revocation",
+)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from cps_middleware.testing.iasecc import IasEccCard
     from cps_middleware.testing.pki import CardCredentials, CertifiedKey, TestHolder, TestPki
     from cps_middleware.testing.psc_provider import PscTestProvider
+    from cps_middleware.testing.revocation_servers import (
+        OpenSslOcspResponder,
+        RevocationHttpServer,
+    )
     from cps_middleware.testing.servers import MutualTlsServer, OpenSslServer, ServerPki
     from cps_middleware.testing.testcard import CpsTestCard, list_cards, test_token_module
     from cps_middleware.testing.vpcd import SimpleCpsCard, VirtualCard
@@ -39,6 +43,8 @@ _EXPORTS = {
     "build_cps3": "cps3image",
     "IasEccCard": "iasecc",
     "MutualTlsServer": "servers",
+    "OpenSslOcspResponder": "revocation_servers",
+    "RevocationHttpServer": "revocation_servers",
     "OpenSslServer": "servers",
     "ServerPki": "servers",
     "SimpleCpsCard": "vpcd",
@@ -51,8 +57,10 @@ __all__ = [
     "CpsTestCard",
     "IasEccCard",
     "MutualTlsServer",
+    "OpenSslOcspResponder",
     "OpenSslServer",
     "PscTestProvider",
+    "RevocationHttpServer",
     "ServerPki",
     "SimpleCpsCard",
     "TestHolder",

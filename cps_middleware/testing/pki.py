@@ -580,6 +580,48 @@ class TestPki:
             builder = builder.add_revoked_certificate(revoked)
         return builder.sign(issuer.private_key, hashes.SHA256())
 
+    def ocsp_responder(
+        self,
+        ca: str = "intermediate",
+        *,
+        name: str = "TEST OCSP IGC-SANTE FORT PERSONNES",
+        key_type: str = "p256",
+        ocsp_signing: bool = True,
+    ) -> CertifiedKey:
+        """A delegated OCSP responder certificate issued by the ``"root"`` or
+        ``"intermediate"`` CA: id-kp-OCSPSigning (unless *ocsp_signing* is false,
+        to test a responder the CA did not authorise), id-pkix-ocsp-nocheck,
+        valid from 30 days before ``reference_time`` for one year."""
+        issuer = {"root": self.root, "intermediate": self.intermediate}.get(ca)
+        if issuer is None:
+            raise TestCardError(f"unknown CA {ca!r}", hint="use 'root' or 'intermediate'")
+        key = self._key(f"ocsp/{ca}/{name}/{key_type}", key_type)
+        start = self.reference_time - _dt.timedelta(days=30)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(
+                x509.Name([*_BASE_DN, x509.NameAttribute(NameOID.COMMON_NAME, name)])
+            )
+            .issuer_name(issuer.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(self._serial(f"ocsp/{ca}/{name}/{key_type}/{ocsp_signing}"))
+            .not_valid_before(start)
+            .not_valid_after(start + _dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(key_usage("digital_signature"), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.private_key.public_key()),
+                False,
+            )
+            .add_extension(x509.OCSPNoCheck(), critical=False)
+        )
+        if ocsp_signing:
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False
+            )
+        return CertifiedKey(builder.sign(issuer.private_key, hashes.SHA256()), key)
+
     def _ca_for(self, certificate: x509.Certificate) -> CertifiedKey:
         cas = [self.intermediate, self.root]
         if self._organisations is not None:
