@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
@@ -43,6 +43,23 @@ def register(sub: Subparsers) -> None:
                    help="validation time (default: now)")
     p.add_argument("--json", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per certificate")
+    fetch = p.add_argument_group("revocation sources (with --fetch)")
+    fetch.add_argument(
+        "--fetch", action="store_true",
+        help="download the CRLs of each certificate's HTTP distribution points (cached, "
+        "refreshed daily) and ask the IGC-Santé OCSP responder for what no CRL covers")
+    fetch.add_argument(
+        "--soft-fail", action="store_true",
+        help="accept a certificate when no revocation answer can be had "
+        "(default: hard-fail, REVOCATION_UNKNOWN)")
+    fetch.add_argument("--ocsp-url", metavar="URL",
+                       help="OCSP responder (default: http://ocsp.esante.gouv.fr; 'none': no OCSP)")
+    fetch.add_argument("--crl-mirror", action="append", metavar="PREFIX=URL",
+                       help="fetch CRL addresses starting with PREFIX from URL instead; repeatable")
+    fetch.add_argument("--cache-dir", metavar="DIR",
+                       help="CRL cache (default: ~/.cache/cps-middleware/crl)")
+    fetch.add_argument("--fetch-timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="network timeout per request (default 10)")
     p.set_defaults(handler=cmd_validate)
 
 
@@ -104,62 +121,83 @@ def cmd_validate(args: argparse.Namespace, io: Io) -> int:
 
     items = collect_certificates(args.paths)
     builder = ValidatorBuilder().trust(trust_for(args))
-    builder = (
-        builder.crls(args.crl).revocation("hard") if args.crl else builder.revocation("off")
-    )
     if args.at:
         builder = builder.time(args.at)
+    if args.fetch:
+        validate_many = _fetching_checker(args, builder).validate_many
+    else:
+        if args.soft_fail or args.ocsp_url or args.crl_mirror or args.cache_dir:
+            raise errors.InvalidInput(
+                "--soft-fail, --ocsp-url, --crl-mirror and --cache-dir go with --fetch")
+        builder = (
+            builder.crls(args.crl).revocation("hard") if args.crl else builder.revocation("off")
+        )
+        validate_many = builder.build().validate_many
+    # A file that cannot be read is a result of its own (MALFORMED), not a crash.
     readable = [(i, d) for i, (_n, d) in enumerate(items) if isinstance(d, bytes)]
-    results: list[ValidationResult] = [
-        ValidationResult(Status.MALFORMED, f"unreadable: {d.strerror or d}")
-        for _n, d in items if isinstance(d, OSError)
-    ]
-    unreadable_at = [i for i, (_n, d) in enumerate(items) if isinstance(d, OSError)]
-    checked: list[ValidationResult] = []
-    with builder.build() as validator, Progress(
+    by_index: dict[int, ValidationResult] = {
+        i: ValidationResult(Status.MALFORMED, f"unreadable: {d.strerror or d}")
+        for i, (_n, d) in enumerate(items) if isinstance(d, OSError)
+    }
+    checked_by_index: dict[int, Any] = {}  # with --fetch: the CheckedResult of each certificate
+    with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         console=io.err, transient=True, disable=args.json or not io.stderr.isatty(),
     ) as progress:
         task = progress.add_task(io.t("validation.progress"), total=len(readable))
         chunk = 2000
-        for i in range(0, len(readable), chunk):
-            checked.extend(validator.validate_many([d for _i, d in readable[i:i + chunk]]))
-            progress.update(task, advance=min(chunk, len(readable) - i))
-    by_index = dict(zip([i for i, _d in readable], checked, strict=True))
-    by_index.update(zip(unreadable_at, results, strict=True))
-    ordered = [by_index[i] for i in range(len(items))]
+        for start in range(0, len(readable), chunk):
+            part = readable[start:start + chunk]
+            batch = validate_many([d for _i, d in part])
+            for (i, _d), answer in zip(part, batch, strict=True):
+                if args.fetch:
+                    checked_by_index[i] = answer
+                    by_index[i] = answer.result
+                else:
+                    by_index[i] = answer
+            progress.update(task, advance=len(part))
+    results = [by_index[i] for i in range(len(items))]
+    checked = [checked_by_index[i] for i in sorted(checked_by_index)]
     counts: dict[str, int] = {}
-    for r in ordered:
+    for r in results:
         counts[r.status.name] = counts.get(r.status.name, 0) + 1
     if args.json:
+        rows = [
+            {"file": name, "status": r.status.name, "reason": r.reason,
+             "status_text": io.t(f"validation.{r.status.name}"),
+             "path": [readable_name(c.subject) for c in r.path],
+             "revocation": {"reason": r.revocation.reason,
+                            "date": r.revocation.date.isoformat()} if r.revocation else None}
+            for (name, _d), r in zip(items, results, strict=True)
+        ]
+        for i, c in checked_by_index.items():  # --fetch: where the answers came from
+            rows[i]["sources"] = _sources_json(c)
         io.json({
-            "revocation": "checked" if args.crl else "not checked",
+            "revocation": (
+                f"fetched ({'soft' if args.soft_fail else 'hard'}-fail)" if args.fetch
+                else "checked" if args.crl else "not checked"
+            ),
             "counts": counts,
-            "results": [
-                {"file": name, "status": r.status.name, "reason": r.reason,
-                 "status_text": io.t(f"validation.{r.status.name}"),
-                 "path": [readable_name(c.subject) for c in r.path],
-                 "revocation": {"reason": r.revocation.reason,
-                                "date": r.revocation.date.isoformat()} if r.revocation else None}
-                for (name, _d), r in zip(items, ordered, strict=True)
-            ],
+            "results": rows,
         })
     else:
         if args.verbose:
             detail = Table(title=io.t("validation.details_title"))
             for col in ("validation.col_file", "validation.col_status", "validation.col_detail"):
                 detail.add_column(io.t(col), overflow="fold")
-            for (name, _d), r in zip(items, ordered, strict=True):
+            for (name, _item), r in zip(items, results, strict=True):
                 detail.add_row(name, status_text(io, r.status.name), r.reason)
             io.out.print(detail)
-        summary = Table(title=io.t("validation.summary_title", n=len(ordered)))
+        summary = Table(title=io.t("validation.summary_title", n=len(results)))
         summary.add_column(io.t("validation.col_status"))
         summary.add_column(io.t("validation.col_count"), justify="right")
         for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
             style = "green" if name == Status.VALID.name else "red"
             summary.add_row(Text(status_text(io, name), style=style), str(n))
         io.out.print(summary)
-        if not args.crl:
+        if args.fetch:
+            _print_fetch_notes(checked, args, io)
+        elif not args.crl:
             io.err.print(io.t("validation.revocation_not_checked"), style="yellow")
     bad = sum(n for k, n in counts.items() if k != Status.VALID.name)
     return EXIT_PROBLEM if bad else EXIT_OK
@@ -168,3 +206,89 @@ def cmd_validate(args: argparse.Namespace, io: Io) -> int:
 def status_text(io: Io, name: str) -> str:
     """``valide (VALID)``: the verdict in the command's language, with the code programs use."""
     return f"{io.t('validation.' + name)} ({name})"
+
+
+# --- --fetch: CRLs over HTTP and OCSP (cps_middleware.validation.revocation) -----------------
+
+
+def _fetching_checker(args: argparse.Namespace, builder: Any) -> Any:
+    from cps_middleware.validation.ocsp import OcspClient
+    from cps_middleware.validation.revocation import (
+        CrlFetcher,
+        RevocationChecker,
+        RevocationSources,
+    )
+
+    sources = RevocationSources.igc_sante()
+    for spec in args.crl_mirror or ():
+        prefix, sep, target = spec.partition("=")
+        if not sep or not prefix or not target:
+            raise errors.InvalidInput(
+                f"--crl-mirror {spec!r}: expected PREFIX=URL",
+                hint="e.g. --crl-mirror http://igc-sante.esante.gouv.fr/CRL/=http://mirror/crl/")
+        sources = sources.with_mirror(prefix, target)
+    ocsp_url = sources.ocsp_url if args.ocsp_url is None else args.ocsp_url
+    if ocsp_url and ocsp_url.lower() == "none":
+        ocsp_url = None
+    timeout = args.fetch_timeout
+    fetcher = CrlFetcher(
+        args.cache_dir or "default", sources=sources, timeout=timeout, deadline=6 * timeout
+    )
+    ocsp = OcspClient(ocsp_url, timeout=timeout, deadline=2 * timeout) if ocsp_url else None
+    return RevocationChecker(
+        builder,
+        failure="soft" if args.soft_fail else "hard",
+        fetcher=fetcher,
+        ocsp=ocsp,
+        extra_crls=args.crl or (),
+    )
+
+
+def _sources_json(checked: Any) -> dict[str, Any]:
+    return {
+        "crls": [
+            {"url": f.url, "outcome": f.outcome.value,
+             "error": f.error.code_name if f.error is not None else None}
+            for f in checked.crls
+        ],
+        "ocsp": [
+            {"serial": format(a.serial, "X"), "status": a.status.value, "why": a.why or None,
+             "delegated": a.delegated, "cached": a.cached}
+            for a in checked.ocsp
+        ],
+        "soft_failed": checked.soft_failed,
+    }
+
+
+def _print_fetch_notes(checked: Sequence[Any], args: argparse.Namespace, io: Io) -> None:
+    """One line per distinct CRL address and OCSP answer that is worth a look, then a summary."""
+    from cps_middleware.messages import text
+
+    lang = getattr(args, "lang", None)
+    seen: set[str] = set()
+    downloaded = cached = failed = 0
+    for c in checked:
+        for f in c.crls:
+            if f.url in seen:
+                continue
+            seen.add(f.url)
+            kind = f.outcome.value
+            if kind in ("downloaded",):
+                downloaded += 1
+            elif kind in ("cached", "not_modified"):
+                cached += 1
+            elif kind != "ldap_ignored":
+                failed += 1
+            if args.verbose or kind in ("failed", "rejected", "cached_after_error"):
+                io.err.print(f.message(lang), style="yellow" if f.error else None,
+                             soft_wrap=True)
+    ocsp = [a for c in checked for a in c.ocsp]
+    for a in ocsp:
+        if args.verbose or not a.ok:
+            io.err.print(a.message(lang), soft_wrap=True)
+    soft = sum(1 for c in checked if c.soft_failed)
+    io.err.print(text(
+        "revocation.cli_summary", lang, downloaded=downloaded, cached=cached, failed=failed,
+        ocsp=len(ocsp), soft=soft,
+        mode=text("revocation.mode_soft" if args.soft_fail else "revocation.mode_hard", lang),
+    ), soft_wrap=True)

@@ -33,7 +33,18 @@ Lang = Literal["fr", "en"]
 LANGUAGES: tuple[Lang, ...] = ("fr", "en")
 
 # Every area's module; a test renders every code of every area in both languages.
-AREAS: tuple[str, ...] = ("common", "errors", "cli", "demo", "diag", "tls", "pin", "validation")
+AREAS: tuple[str, ...] = (
+    "common",
+    "errors",
+    "cli",
+    "demo",
+    "diag",
+    "tls",
+    "pin",
+    "validation",
+    "psc",
+    "revocation",
+)
 
 
 @dataclass(frozen=True)

@@ -172,4 +172,167 @@ MESSAGES: dict[str, Msg] = {
     "errors.SignatureFailed.hint": Msg(
         fr="vérifiez que la carte est insérée et que le code porteur a été saisi",
         en="check that the card is inserted and the PIN was entered"),
+    # Pro Santé Connect and revocation sources
+    "errors.PscError": Msg(
+        fr="L'échange avec Pro Santé Connect a échoué.",
+        en='The Pro Santé Connect exchange failed.'),
+    "errors.PscError.hint": Msg(
+        fr='réessayez ; si cela persiste, vérifiez la configuration du client',
+        en="try again; if it persists, check the client's configuration"),
+    "errors.ProviderUnreachable": Msg(
+        fr='Pro Santé Connect est injoignable.',
+        en='Pro Santé Connect cannot be reached.'),
+    "errors.ProviderUnreachable.hint": Msg(
+        fr="vérifiez la connexion au réseau et l'adresse du fournisseur",
+        en="check the network connection and the provider's address"),
+    "errors.ProviderResponseInvalid": Msg(
+        fr='Pro Santé Connect a répondu de façon incompréhensible.',
+        en='Pro Santé Connect gave an answer that cannot be read.'),
+    "errors.ProviderResponseInvalid.hint": Msg(
+        fr="vérifiez l'adresse du fournisseur et réessayez plus tard",
+        en="check the provider's address and try again later"),
+    "errors.TokenRejected": Msg(
+        fr='Un jeton de Pro Santé Connect a été refusé.',
+        en='A Pro Santé Connect token was rejected.'),
+    "errors.TokenRejected.hint": Msg(
+        fr='reconnectez-vous',
+        en='log in again'),
+    "errors.CibaCancelled": Msg(
+        fr='La connexion a été annulée.',
+        en='The login was cancelled.'),
+    "errors.CibaCancelled.hint": Msg(
+        fr='lancez une nouvelle connexion',
+        en='start a new login'),
+    "errors.OAuthError": Msg(
+        fr='Pro Santé Connect a refusé la demande.',
+        en='Pro Santé Connect refused the request.'),
+    "errors.OAuthError.hint": Msg(
+        fr='voir le détail technique',
+        en='see the technical detail'),
+    "errors.OAuthInvalidRequest": Msg(
+        fr='La demande envoyée à Pro Santé Connect est incomplète ou mal formée.',
+        en='The request sent to Pro Santé Connect is incomplete or malformed.'),
+    "errors.OAuthInvalidRequest.hint": Msg(
+        fr="vérifiez l'identifiant, le message de confirmation et les droits demandés",
+        en='check the identifier, the binding message and the scopes'),
+    "errors.OAuthInvalidClient": Msg(
+        fr='Pro Santé Connect ne reconnaît pas ce logiciel client.',
+        en='Pro Santé Connect does not recognise this client.'),
+    "errors.OAuthInvalidClient.hint": Msg(
+        fr="vérifiez l'identifiant du client et son certificat d'organisation",
+        en='check the client id and its organisation certificate'),
+    "errors.OAuthInvalidGrant": Msg(
+        fr="L'autorisation présentée n'est pas (ou plus) valable.",
+        en='The grant presented is not (or no longer) valid.'),
+    "errors.OAuthInvalidGrant.hint": Msg(
+        fr='reconnectez-vous',
+        en='log in again'),
+    "errors.OAuthUnauthorizedClient": Msg(
+        fr="Ce client n'a pas le droit d'utiliser ce mode de connexion.",
+        en='This client may not use this kind of login.'),
+    "errors.OAuthUnauthorizedClient.hint": Msg(
+        fr='vérifiez son inscription auprès de Pro Santé Connect',
+        en='check its registration with Pro Santé Connect'),
+    "errors.OAuthUnsupportedGrantType": Msg(
+        fr='Pro Santé Connect ne propose pas ce mode de connexion.',
+        en='Pro Santé Connect does not offer this kind of login.'),
+    "errors.OAuthUnsupportedGrantType.hint": Msg(
+        fr='utilisez un mode de connexion proposé par le fournisseur',
+        en='use a kind of login the provider offers'),
+    "errors.OAuthInvalidScope": Msg(
+        fr='Les droits demandés ne sont pas autorisés pour ce client.',
+        en='The scopes asked for are not allowed for this client.'),
+    "errors.OAuthInvalidScope.hint": Msg(
+        fr='ne demandez que les droits inscrits pour ce client',
+        en='ask only for the scopes registered for this client'),
+    "errors.OAuthInvalidTarget": Msg(
+        fr='Le service visé est inconnu de Pro Santé Connect.',
+        en='The target service is unknown to Pro Santé Connect.'),
+    "errors.OAuthInvalidTarget.hint": Msg(
+        fr="vérifiez l'audience ou la ressource demandée",
+        en='check the audience or resource asked for'),
+    "errors.OAuthAccessDenied": Msg(
+        fr='Le professionnel a refusé la connexion.',
+        en='The practitioner refused the login.'),
+    "errors.OAuthAccessDenied.hint": Msg(
+        fr="recommencez si c'était une erreur",
+        en='start again if it was a mistake'),
+    "errors.OAuthExpiredToken": Msg(
+        fr="Le professionnel n'a pas répondu à temps.",
+        en='The practitioner did not answer in time.'),
+    "errors.OAuthExpiredToken.hint": Msg(
+        fr='lancez une nouvelle connexion',
+        en='start a new login'),
+    "errors.OAuthAuthorizationPending": Msg(
+        fr="Le professionnel n'a pas encore répondu.",
+        en='The practitioner has not answered yet.'),
+    "errors.OAuthAuthorizationPending.hint": Msg(
+        fr='patientez, la demande est toujours en attente',
+        en='wait: the request is still pending'),
+    "errors.OAuthSlowDown": Msg(
+        fr='Les interrogations sont trop rapprochées.',
+        en='Polling too fast.'),
+    "errors.OAuthSlowDown.hint": Msg(
+        fr='attendez 5 secondes de plus entre deux interrogations',
+        en='wait 5 more seconds between polls'),
+    "errors.OAuthUnknownUserId": Msg(
+        fr='Pro Santé Connect ne connaît pas cet identifiant national.',
+        en='Pro Santé Connect does not know this national identifier.'),
+    "errors.OAuthUnknownUserId.hint": Msg(
+        fr="vérifiez l'identifiant, et que la e-CPS est activée",
+        en='check the identifier, and that the e-CPS is activated'),
+    "errors.OAuthInvalidBindingMessage": Msg(
+        fr="Le message de confirmation n'est pas accepté.",
+        en='The binding message is not accepted.'),
+    "errors.OAuthInvalidBindingMessage.hint": Msg(
+        fr='raccourcissez-le, avec des lettres, chiffres et ponctuation simples',
+        en='shorten it, with plain letters, digits and punctuation'),
+    "errors.OAuthInvalidUserCode": Msg(
+        fr='Le code utilisateur est faux.',
+        en='The user code is wrong.'),
+    "errors.OAuthInvalidUserCode.hint": Msg(
+        fr='vérifiez le code saisi',
+        en='check the code typed'),
+    "errors.OAuthInvalidToken": Msg(
+        fr="Le jeton d'accès n'est pas valable.",
+        en='The access token is not valid.'),
+    "errors.OAuthInvalidToken.hint": Msg(
+        fr='reconnectez-vous pour obtenir un nouveau jeton',
+        en='log in again for a new token'),
+    "errors.OAuthInsufficientScope": Msg(
+        fr="Le jeton d'accès ne donne pas les droits nécessaires.",
+        en='The access token lacks a required scope.'),
+    "errors.OAuthInsufficientScope.hint": Msg(
+        fr='demandez les droits nécessaires lors de la connexion',
+        en='ask for the required scopes when logging in'),
+    "errors.OAuthInteractionRequired": Msg(
+        fr='Le professionnel doit se connecter lui-même.',
+        en='The practitioner must log in interactively.'),
+    "errors.OAuthInteractionRequired.hint": Msg(
+        fr='lancez une connexion interactive',
+        en='start an interactive login'),
+    "errors.OAuthServerError": Msg(
+        fr='Pro Santé Connect est en panne ou surchargé.',
+        en='Pro Santé Connect failed or is overloaded.'),
+    "errors.OAuthServerError.hint": Msg(
+        fr='réessayez plus tard',
+        en='try again later'),
+    "errors.RevocationSourceError": Msg(
+        fr="Une source de révocation (liste ou OCSP) n'a pas pu servir.",
+        en='A revocation source (list or OCSP) could not be used.'),
+    "errors.RevocationSourceError.hint": Msg(
+        fr='vérifiez la connexion au réseau, ou donnez les listes de révocation en fichiers',
+        en='check the network, or give the revocation lists as files'),
+    "errors.RevocationFetchError": Msg(
+        fr="Le téléchargement d'une liste de révocation ou d'une réponse OCSP a échoué.",
+        en='Downloading a revocation list or OCSP answer failed.'),
+    "errors.RevocationFetchError.hint": Msg(
+        fr='vérifiez la connexion au réseau et réessayez',
+        en='check the network and try again'),
+    "errors.RevocationDataRejected": Msg(
+        fr="Une liste de révocation ou une réponse OCSP reçue n'est pas fiable.",
+        en='A revocation list or OCSP answer received cannot be trusted.'),
+    "errors.RevocationDataRejected.hint": Msg(
+        fr='vérifiez la source (miroir, cache) ; la réponse a été écartée',
+        en='check the source (mirror, cache); the answer was set aside'),
 }
