@@ -50,7 +50,7 @@ def test_identity_read_from_the_card(cps_card: CpsTestCard) -> None:
 
 def test_generation_of_a_cps4(cps4_card: CpsTestCard) -> None:
     with _open(cps4_card) as card:
-        assert card.generation == "CPS4"
+        assert card.generation is CardGeneration.CPS4
         assert card.holder.profession is not None
         assert card.holder.profession.label == "Pharmacien"
 

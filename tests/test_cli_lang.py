@@ -55,7 +55,7 @@ def _cli(*argv: str, env: dict[str, str] | None = None,
 @pytest.fixture
 def lang_card(cps_card_factory: Callable[..., CpsTestCard]) -> CpsTestCard:
     holder = TestHolder(given_name="LANGUE", surname="BILINGUE-TEST",
-                        id_number="10000000097", card_number="8025000001/2800000097")
+                        id_number="10000000147", card_number="8025000001/2800000147")
     return cps_card_factory(holder=holder, name="lang-card")
 
 
@@ -334,7 +334,7 @@ def test_markup_in_holder_names_and_file_names_prints_literally(
     monkeypatch.setenv("COLUMNS", "250")
     card = cps_card_factory(
         holder=TestHolder(given_name="A[/]", surname="[link=http://x]Z",
-                          id_number="10000000098", card_number="8025000001/2800000098"),
+                          id_number="10000000148", card_number="8025000001/2800000148"),
         name="markup-card")
     for argv in (["cards", "--module", card.module_path], ["info", *_card(card)],
                  ["certs", *_card(card)]):
