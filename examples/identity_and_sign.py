@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         card = stack.enter_context(open_card(module=module))
         holder = card.holder
         print(f"reader      : {card.reader}")
-        print(f"generation  : {card.generation or 'unknown'}")
+        print(f"generation  : {card.generation.value if card.generation else 'unknown'}")
         print(f"holder      : {holder.display_name}")
         print(f"profession  : {holder.profession.label if holder.profession else '-'}")
         print(
