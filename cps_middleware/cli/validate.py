@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,8 @@ from cps_middleware.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from cps_middleware.validation import TrustStore
+    from cps_middleware.validation import TrustStore, ValidatorBuilder
+    from cps_middleware.validation.revocation import RevocationChecker
 
 __all__ = ["cmd_validate", "collect_certificates", "register", "status_text"]
 
@@ -123,6 +124,7 @@ def cmd_validate(args: argparse.Namespace, io: Io) -> int:
     builder = ValidatorBuilder().trust(trust_for(args))
     if args.at:
         builder = builder.time(args.at)
+    validate_many: Callable[[list[bytes]], Any]
     if args.fetch:
         validate_many = _fetching_checker(args, builder).validate_many
     else:
@@ -211,7 +213,9 @@ def status_text(io: Io, name: str) -> str:
 # --- --fetch: CRLs over HTTP and OCSP (cps_middleware.validation.revocation) -----------------
 
 
-def _fetching_checker(args: argparse.Namespace, builder: Any) -> Any:
+def _fetching_checker(
+    args: argparse.Namespace, builder: ValidatorBuilder
+) -> RevocationChecker:
     from cps_middleware.validation.ocsp import OcspClient
     from cps_middleware.validation.revocation import (
         CrlFetcher,
