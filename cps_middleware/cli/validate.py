@@ -150,7 +150,7 @@ def cmd_validate(args: argparse.Namespace, io: Io) -> int:
         chunk = 2000
         for start in range(0, len(readable), chunk):
             part = readable[start:start + chunk]
-            batch = validate_many([d for _i, d in part])
+            batch: Sequence[Any] = validate_many([d for _i, d in part])
             for (i, _d), answer in zip(part, batch, strict=True):
                 if args.fetch:
                     checked_by_index[i] = answer
