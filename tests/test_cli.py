@@ -39,13 +39,17 @@ def _card_args(card: CpsTestCard) -> list[str]:
 
 def test_help_and_usage_errors(capsys: Capture) -> None:
     code, out, _err = _run(capsys, "--help")
+    assert code == EXIT_OK and "Codes de sortie" in out
+    code, out, _err = _run(capsys, "--help", "--lang", "en")
     assert code == EXIT_OK and "Exit codes" in out
     code, _out, err = _run(capsys, "no-such-command")
+    assert code == EXIT_USAGE and "choix invalide" in err
+    code, _out, err = _run(capsys, "--lang", "en", "no-such-command")
     assert code == EXIT_USAGE and "invalid choice" in err
     code, _out, err = _run(capsys, "pin")
     assert code == EXIT_USAGE
     code, _out, err = _run(capsys, "pin", "verify", "1234")  # a PIN is never an argument
-    assert code == EXIT_USAGE and "unrecognized arguments" in err
+    assert code == EXIT_USAGE and "arguments non reconnus" in err
 
 
 def test_library_error_is_one_line_with_hint_traceback_only_with_debug(capsys: Capture) -> None:

@@ -3,6 +3,7 @@ shown literally (never as rich markup)."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -321,7 +322,9 @@ def test_unreadable_file_in_validate_dir_is_a_per_item_result(
 
 def test_bad_iso_date_is_a_usage_error(capsys: Capture, tmp_path: Path) -> None:
     code, _out, err = _run(capsys, "validate", str(tmp_path), "--at", "yesterday")
-    assert code == EXIT_USAGE and "not an ISO date" in err
+    assert code == EXIT_USAGE and "argument --at : ce n'est pas une date ISO" in err
+    code, _out, err = _run(capsys, "validate", str(tmp_path), "--at", "yesterday", "--lang", "en")
+    assert code == EXIT_USAGE and "argument --at: not an ISO date" in err
 
 
 # --- user-controlled text is never markup ---------------------------------------------------
@@ -346,3 +349,49 @@ def test_markup_in_holder_names_and_file_names_prints_literally(
     weird.write_bytes(card.credentials.authentication.pem)
     code, out, err = _run(capsys, "validate", "-v", str(weird))
     assert code == EXIT_PROBLEM and "[bold]x[link=y].pem" in out.replace("\n", "")
+
+
+# --- the help of every command, in French ------------------------------------------------
+
+
+def _parsers() -> list[argparse.ArgumentParser]:
+    from cps_middleware.cli import build_parser
+
+    found, todo = [], [build_parser()]
+    while todo:
+        parser = todo.pop()
+        found.append(parser)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo.extend(action.choices.values())
+    return found
+
+
+def test_every_help_text_has_its_french() -> None:
+    from cps_middleware.cli._common import _french_help
+
+    french = _french_help()
+    missing = set()
+    for parser in _parsers():
+        texts = [parser.description, parser.epilog,
+                 *(g.title for g in parser._action_groups)]
+        for action in parser._actions:
+            texts.append(action.help)
+            if isinstance(action, argparse._SubParsersAction):
+                texts += [c.help for c in action._choices_actions]
+        missing |= {t for t in texts if t and t != argparse.SUPPRESS and t not in french}
+    assert not missing, sorted(missing)
+
+
+def test_help_of_each_command_in_both_languages(capsys: Capture) -> None:
+    for parser in _parsers():
+        argv = parser.prog.split()[1:]
+        code, out, _err = _run(capsys, *argv, "--help")
+        assert code == EXIT_OK and out.startswith("utilisation : "), parser.prog
+        assert "afficher cette aide et quitter" in out
+        # Command names (first word of a command line) and option names are not sentences.
+        body = out.split("\n\n", 1)[1]  # after the usage lines (they name the command)
+        sentences = re.sub(r"(?m)^\s{4}\S+|--?[\w-]+|\b[A-Z][A-Z_]+\b", "", body)
+        assert not _english_words(sentences), (parser.prog, _english_words(sentences))
+        code, out, _err = _run(capsys, *argv, "--help", "--lang", "en")
+        assert code == EXIT_OK and out.startswith("usage: ") and "show this help" in out

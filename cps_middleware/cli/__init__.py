@@ -66,6 +66,7 @@ from cps_middleware.cli._common import (
     Parser,
     UsageError,
     add_global_options,
+    parser_language,
 )
 from cps_middleware.messages import error_text, text
 
@@ -108,17 +109,29 @@ def _exit_code_for(exc: errors.CpsError) -> int:
     return EXIT_PIN if isinstance(exc, errors.PinError) else EXIT_ERROR
 
 
+def _argv_lang(argv: Sequence[str]) -> str | None:
+    """The value of ``--lang`` in ``argv`` (before parsing: the parser speaks it)."""
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``cps`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    io = Io(sys.stdout, sys.stderr)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-    except UsageError as exc:
-        io.stderr.write(parser.format_usage() + str(exc) + "\n")
-        return EXIT_USAGE
-    except Exit as exc:
-        return exc.status
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    io = Io(sys.stdout, sys.stderr, _argv_lang(argv))
+    with parser_language(io.lang):
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except UsageError as exc:
+            io.stderr.write(parser.format_usage() + str(exc) + "\n")
+            return EXIT_USAGE
+        except Exit as exc:
+            return exc.status
     io = Io(sys.stdout, sys.stderr, args.lang)
     args.lang = io.lang
     handler: Handler = args.handler

@@ -9,10 +9,12 @@ command with sub-actions): every parser it makes accepts the global options
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import getpass
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeAlias
 
 from rich.console import Console
@@ -43,12 +45,15 @@ __all__ = [
     "add_command",
     "add_global_options",
     "describe_holder",
+    "help_text",
     "make_pin",
     "new_pin",
     "open_card",
+    "parser_language",
     "read_secret",
     "readable_name",
     "tcp_port",
+    "usage_text",
 ]
 
 EXIT_OK = 0
@@ -121,11 +126,78 @@ class Exit(Exception):
         self.status = status
 
 
+# The language of the parser being built and run (``main`` sets it from ``--lang`` or the
+# locale before building the parser): help texts, section titles and argparse's own
+# messages are shown in it (catalogue area ``help``, keyed by the English text).
+_parser_lang: list[str] = ["fr"]
+
+
+@functools.cache
+def _french_help() -> dict[str, str]:
+    from cps_middleware.messages import all_messages
+
+    return {m.en: m.fr for code, m in all_messages().items() if code.startswith("help.")}
+
+
+def help_text(english: str) -> str:
+    """``english`` (a help text, a section title, an argparse message) in the parser's
+    language: its French from the catalogue area ``help`` when the language is French."""
+    if _parser_lang[0] == "en" or not english:
+        return english
+    return _french_help().get(english, english)
+
+
+def usage_text(code: str, **values: object) -> str:
+    """The catalogue sentence ``code`` in the parser's language (for argparse type errors)."""
+    from cps_middleware.messages import text
+
+    return text(code, _parser_lang[0], **values)
+
+
+@contextlib.contextmanager
+def parser_language(lang: str) -> Iterator[None]:
+    """Build and run the parser in ``lang``: help and argparse's messages in that language."""
+    module = vars(argparse)  # argparse looks its sentences up through its global ``_``
+    previous, previous_gettext = _parser_lang[0], module["_"]
+    _parser_lang[0] = lang
+    if lang != "en":
+        module["_"] = help_text
+    try:
+        yield
+    finally:
+        _parser_lang[0] = previous
+        module["_"] = previous_gettext
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help, with every text in the parser's language."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return help_text(action.help) if action.help else action.help
+
+    def start_section(self, heading: str | None) -> None:
+        super().start_section(help_text(heading) if heading else heading)
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(help_text(text))
+
+    def add_usage(self, usage: str | None, actions: Iterable[argparse.Action],
+                  groups: Iterable[argparse._MutuallyExclusiveGroup],
+                  prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups,
+                          help_text("usage: ") if prefix is None else prefix)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so ``main`` returns the exit code."""
+    """argparse that raises instead of exiting, so ``main`` returns the exit code, and
+    speaks the language of :func:`parser_language`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: error: {message}")
+        raise UsageError(usage_text("help.argparse_error", prog=self.prog, message=message))
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
@@ -191,9 +263,11 @@ def tcp_port(*, allow_zero: bool = False) -> Callable[[str], int]:
         try:
             port = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                usage_text("cli.not_a_port", value=repr(text))) from None
         if not low <= port <= 65535:
-            raise argparse.ArgumentTypeError(f"{port} is not a TCP port ({low} to 65535)")
+            raise argparse.ArgumentTypeError(
+                usage_text("cli.port_range", port=port, low=low))
         return port
 
     return parse

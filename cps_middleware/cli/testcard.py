@@ -19,6 +19,7 @@ from cps_middleware.cli._common import (
     add_actions,
     add_command,
     tcp_port,
+    usage_text,
 )
 
 if TYPE_CHECKING:
@@ -48,9 +49,9 @@ def register(sub: Subparsers) -> None:
     t.add_argument("--rpps", default="10001234567", metavar="NUMBER",
                    help="holder's RPPS number, 11 digits (default: 10001234567)")
     # A test card's codes are test values: unlike a real card's PIN, they may be options.
-    t.add_argument("--pin", type=_test_secret("PIN", range(4, 9)), default="1234",
+    t.add_argument("--pin", type=_test_secret("pin", range(4, 9)), default="1234",
                    help="the test card's PIN (default: 1234)")
-    t.add_argument("--puk", type=_test_secret("unblocking code (PUK)", range(8, 9)),
+    t.add_argument("--puk", type=_test_secret("puk", range(8, 9)),
                    default="12345678", help="the test card's PUK (default: 12345678)")
     t.add_argument("--virtual", action="store_true",
                    help="a virtual IAS-ECC CPS3 in a vpcd reader, for OpenSC or any PC/SC "
@@ -131,12 +132,14 @@ def _find_test_card(cards_dir: Path, name: str) -> CpsTestCard:
 
 
 def _test_secret(what: str, lengths: range) -> Callable[[str], str]:
-    """argparse type for a test card's PIN or PUK (test values: allowed as options)."""
+    """argparse type for a test card's PIN or PUK (test values: allowed as options);
+    ``what`` is ``"pin"`` or ``"puk"``."""
     def parse(text: str) -> str:
         if not (text.isdigit() and len(text) in lengths):
-            span = (f"{lengths.start} to {lengths.stop - 1}" if len(lengths) > 1
-                    else str(lengths.start))
-            raise argparse.ArgumentTypeError(f"the {what} of a test card is {span} digits")
+            span = (usage_text("cli.span", low=lengths.start, high=lengths.stop - 1)
+                    if len(lengths) > 1 else str(lengths.start))
+            raise argparse.ArgumentTypeError(usage_text(
+                "cli.test_secret", what=usage_text(f"cli.what_{what}"), span=span))
         return text
 
     return parse

@@ -19,6 +19,7 @@ from cps_middleware.cli._common import (
     Subparsers,
     add_command,
     readable_name,
+    usage_text,
 )
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def _iso_time(value: str) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date or time: {value!r}") from None
+        raise argparse.ArgumentTypeError(usage_text("cli.not_a_date", value=repr(value))) from None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 

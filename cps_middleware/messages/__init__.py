@@ -44,6 +44,7 @@ AREAS: tuple[str, ...] = (
     "validation",
     "psc",
     "revocation",
+    "help",
 )
 
 
