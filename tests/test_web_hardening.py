@@ -177,3 +177,26 @@ def test_serve_open_in_the_cli_uses_the_file(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_page_in_french_then_english(server: DiagnosticServer) -> None:
+    import re
+
+    from test_cli_lang import _english_words
+
+    def page(query: str) -> str:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        try:
+            conn.request("GET", f"/{server.token}/{query}")
+            resp = conn.getresponse()
+            assert resp.status == 200
+            return resp.read().decode()
+        finally:
+            conn.close()
+
+    fr = page("")
+    assert '<html lang="fr">' in fr and "Lancer le diagnostic" in fr
+    words = re.sub(r"<[^>]+>|\b(lang|data|type|id|href|src|rel)\S*", " ", fr)
+    assert not _english_words(words), _english_words(words)
+    en = page("?lang=en")
+    assert '<html lang="en">' in en and "Run the diagnostic" in en
