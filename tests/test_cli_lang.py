@@ -244,6 +244,14 @@ def test_demo_without_pcscd_runs_on_pkcs11_with_a_french_note(tmp_path: Path) ->
     assert proc.returncode == EXIT_OK and "Note: no virtual reader" in proc.stdout
 
 
+def test_demo_on_a_port_without_a_virtual_reader_runs_on_pkcs11() -> None:
+    proc = _cli("demo", "--port", "35999")
+    assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+    notes = [ln for ln in proc.stdout.splitlines() if ln.startswith("Remarque : ")]
+    assert len(notes) == 1 and "le port 35999 n'est pas celui d'un lecteur vpcd" in notes[0]
+    assert "Puce CPS3 virtuelle" not in proc.stdout and "Tout fonctionne." in proc.stdout
+
+
 @pytest.mark.slow
 def test_demo_starts_and_stops_its_own_pcscd() -> None:
     """In fresh mount and network namespaces (no pcscd socket, free vpcd ports): the demo

@@ -81,11 +81,16 @@ def test_fresh_venv_install_then_cps_demo(wheel: Path, tmp_path: Path) -> None:
            if k not in ("CPS_TEST_CARDS_DIR", "PYTHONPATH", "VIRTUAL_ENV")}
     # The bridge loads against the OpenSSL of this interpreter's ssl module.
     check = ("import ssl, cps_middleware, cps_middleware._bridge as b, pathlib; "
-             "print(pathlib.Path(cps_middleware.__file__).parent); print(ssl.OPENSSL_VERSION)")
+             "print(pathlib.Path(cps_middleware.__file__).parent); print(ssl.OPENSSL_VERSION); "
+             "maps = pathlib.Path('/proc/self/maps').read_text().splitlines(); "
+             "print(sorted({m.split()[-1] for m in maps if 'libssl.so' in m "
+             "or 'libcrypto.so' in m}))")
     proc = _run([str(py), "-c", check], cwd=tmp_path, env=env, timeout=120)
-    where, openssl = proc.stdout.splitlines()[:2]
+    where, openssl, libs = proc.stdout.splitlines()[:3]
     assert where.startswith(str(venv)), where  # the wheel's copy, not the work tree's
     assert openssl.startswith("OpenSSL 3")
+    loaded = eval(libs)  # one libssl and one libcrypto in the process: Python's own
+    assert len(loaded) == 2 and not [p for p in loaded if str(venv) in p], loaded
     proc = subprocess.run([str(venv / "bin" / "cps"), "demo"], cwd=tmp_path,
                           env=dict(env, COLUMNS="200"), capture_output=True, text=True,
                           timeout=300)
