@@ -1,0 +1,214 @@
+"""A virtual CPS4 (ChipDoc) driven by the ANS Cryptolib module through pcscd + vpcd.
+
+Real components only: pcscd with the vpcd driver, the ChipDoc card model on the
+card side (``cps_middleware.testing.cps4image``), the unmodified ANS module
+``libcps3_pkcs11_lux.so`` 5.2.2 loaded in this process with private
+``/etc/opt`` and ``/var/opt`` (``cps_ans_module``), and the library's own
+PKCS#11 layer on top. Signatures are checked against the card's certificates.
+
+The scenarios take one ``backend`` fixture (module path + card): a
+backend-parametrised conformance suite can run them as its CPS4 backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from cps_middleware.errors import FinalTryRefused, NoSuchToken, PinIncorrect, PinLocked
+from cps_middleware.pkcs11 import (
+    Mechanism,
+    Pin,
+    PinStatus,
+    PssParams,
+    Puk,
+    Token,
+    load_module,
+)
+from cps_middleware.testing._fixtures_cps4 import Backend
+from cps_middleware.testing.cps4image import (
+    AUTH_CERT_LABEL,
+    AUTH_KEY_LABEL,
+    SIGN_CERT_LABEL,
+    SIGN_KEY_LABEL,
+    VirtualCps4,
+)
+from cps_middleware.testing.iasecc import digest_info
+
+pytestmark = pytest.mark.pcsc
+
+MESSAGE = b"ordonnance 2026-12-06: amoxicilline 1 g x 3/j"
+
+
+@pytest.fixture
+def backend(cps_ans_cps4_backend: Backend) -> Backend:
+    return cps_ans_cps4_backend
+
+
+def _token(backend: Backend, timeout: float = 10.0) -> Token:
+    """The card's token; after a reinsertion the module needs a moment to see it."""
+    module = load_module(backend.module)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return module.open_token(serial=backend.card.objects.serial[:8])
+        except NoSuchToken:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def token(backend: Backend) -> Iterator[Token]:
+    tok = _token(backend)
+    yield tok
+    tok.close()
+
+
+def _public(backend: Backend, which: str) -> rsa.RSAPublicKey:
+    cert = (backend.card.objects.auth_certificate if which == "auth"
+            else backend.card.objects.sign_certificate)  # fmt: skip
+    key = cert.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    return key
+
+
+def _sent(card: VirtualCps4, start: int = 0) -> list[bytes]:
+    return [c for c, _ in card.vpcd.apdu_log[start:]]
+
+
+# --- listing ---------------------------------------------------------------------------
+
+
+def test_token_listed_with_both_certificates(token: Token, backend: Backend) -> None:
+    card = backend.card
+    info = token.info
+    assert info.label.startswith("CPS") and info.manufacturer == "ANS"
+    assert info.serial == card.objects.serial[:8]  # the module shows 8 of the 10 digits
+    assert info.flags.login_required and info.flags.user_pin_initialized
+    assert (info.min_pin_len, info.max_pin_len) == (4, 8)
+    certs = {c.label: c.der for c in token.certificates()}
+    assert certs[AUTH_CERT_LABEL] == card.credentials.authentication.der
+    assert certs[SIGN_CERT_LABEL] == card.credentials.signature.der
+    # the ANS CPS4 driver selects the ChipDoc applet on logical channel 1
+    assert bytes.fromhex("01A4040C08") + card.card.profile.chipdoc_aid in _sent(card)
+
+
+def test_mechanisms_include_pss(token: Token) -> None:
+    offered = token.mechanisms()
+    assert int(Mechanism.RSA_PKCS) in offered
+    assert int(Mechanism.RSA_PKCS_PSS) in offered
+
+
+def test_private_keys_after_login(token: Token, backend: Backend) -> None:
+    token.login(Pin(backend.card.pin))
+    labels = {k.label for k in token.private_keys()}
+    assert {AUTH_KEY_LABEL, SIGN_KEY_LABEL} <= labels
+
+
+# --- PIN life cycle ----------------------------------------------------------------------
+
+
+def test_pin_counter_and_unblock(token: Token, backend: Backend) -> None:
+    card = backend.card
+    start = len(card.vpcd.apdu_log)
+    with pytest.raises(PinIncorrect) as exc:
+        token.login(Pin("9999"))
+    assert exc.value.tries_left == 2 and card.pin_tries_left == 2
+    assert token.pin_status is PinStatus.COUNT_LOW
+    with pytest.raises(PinIncorrect):
+        token.login(Pin("9998"))
+    assert card.pin_tries_left == 1
+    assert token.pin_status is PinStatus.FINAL_TRY
+    with pytest.raises(FinalTryRefused):  # the library's guard: nothing sent
+        token.login(Pin("9997"))
+    assert card.pin_tries_left == 1
+    with pytest.raises(PinLocked):
+        token.login(Pin("9997"), allow_final_try=True)
+    assert card.pin_tries_left == 0 and token.pin_status is PinStatus.LOCKED
+    # the CPS4 PIN-status APDU: VERIFY without data on channel 1
+    assert bytes.fromhex("01200001") in _sent(card, start)
+
+    token.unblock(Puk(card.puk), Pin("4321"))
+    assert card.pin_tries_left == 3
+    token.login(Pin("4321"))
+    assert token.is_logged_in
+    assert token.pin_status is PinStatus.OK  # the status query after login says 63 C3
+    sent = _sent(card, start)
+    assert any(c[:4] == bytes.fromhex("012C0381") for c in sent)  # reset the counter
+    assert any(c[:4] == bytes.fromhex("01240101") for c in sent)  # then the new PIN
+
+
+def test_pin_change(token: Token, backend: Backend) -> None:
+    token.change_pin(Pin(backend.card.pin), Pin("56789"))
+    token.logout()
+    with pytest.raises(PinIncorrect):
+        token.login(Pin(backend.card.pin))
+    token.login(Pin("56789"))
+
+
+# --- signatures ---------------------------------------------------------------------------
+
+
+def test_authentication_pkcs1(token: Token, backend: Backend) -> None:
+    token.login(Pin(backend.card.pin))
+    key = token.private_key(AUTH_KEY_LABEL)
+    di = digest_info("sha256", hashlib.sha256(MESSAGE).digest())
+    start = len(backend.card.vpcd.apdu_log)
+    signature = token.sign(key, Mechanism.RSA_PKCS, di)
+    _public(backend, "auth").verify(signature, MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+    # the driver pads on the host and sends the block through chained PSO DECIPHER
+    assert any(c[:4] == bytes.fromhex("112A8086") for c in _sent(backend.card, start))
+
+
+@pytest.mark.parametrize("which", ["auth", "sign"])
+@pytest.mark.parametrize("hash_name", ["sha256", "sha1"])
+def test_pss_signature(token: Token, backend: Backend, which: str, hash_name: str) -> None:
+    token.login(Pin(backend.card.pin))
+    key = token.private_key(AUTH_KEY_LABEL if which == "auth" else SIGN_KEY_LABEL)
+    mech_hash, algorithm = {
+        "sha256": (Mechanism.SHA256, hashes.SHA256()),
+        "sha1": (Mechanism.SHA_1, hashes.SHA1()),
+    }[hash_name]
+    digest = hashlib.new(hash_name, MESSAGE).digest()
+    signature = token.sign(
+        key, Mechanism.RSA_PKCS_PSS, digest, pss_params=PssParams.for_hash(mech_hash)
+    )
+    _public(backend, which).verify(
+        signature, MESSAGE,
+        padding.PSS(padding.MGF1(algorithm), len(digest)), algorithm,
+    )  # fmt: skip
+
+
+def test_non_repudiation_pkcs1(token: Token, backend: Backend) -> None:
+    token.login(Pin(backend.card.pin))
+    key = token.private_key(SIGN_KEY_LABEL)
+    start = len(backend.card.vpcd.apdu_log)
+    signature = token.sign(key, Mechanism.SHA256_RSA_PKCS, MESSAGE)
+    _public(backend, "sign").verify(signature, MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+    sent = _sent(backend.card, start)
+    # MSE SET DST with the CPS4 tag 91 {SHA-256 PKCS#1 = 28, key | 80}, then PSO CDS
+    ref = backend.card.layout.sign_key_ref | 0x80
+    assert bytes.fromhex("012281B6049102") + bytes([0x28, ref]) in sent
+    assert any(c[:4] == bytes.fromhex("012A9E9A") for c in sent)
+
+
+# --- decryption --------------------------------------------------------------------------
+
+
+def test_decryption(token: Token, backend: Backend) -> None:
+    token.login(Pin(backend.card.pin))
+    key = token.private_key(AUTH_KEY_LABEL)
+    secret = os.urandom(32)
+    cryptogram = _public(backend, "auth").encrypt(secret, padding.PKCS1v15())
+    start = len(backend.card.vpcd.apdu_log)
+    assert token.decrypt(key, Mechanism.RSA_PKCS, cryptogram) == secret
+    sent = _sent(backend.card, start)
+    assert bytes.fromhex("012241B8038301") + b"\x20" in sent  # MSE SET CT, key 20
+    assert any(c[:5] == bytes.fromhex("112A8086FF") for c in sent)  # chained decipher
