@@ -13,14 +13,18 @@ backend-parametrised conformance suite can run them as its CPS4 backend.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import ssl
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from cps_middleware.card import CpsCard, open_card
 from cps_middleware.errors import FinalTryRefused, NoSuchToken, PinIncorrect, PinLocked
 from cps_middleware.pkcs11 import (
     Mechanism,
@@ -32,6 +36,7 @@ from cps_middleware.pkcs11 import (
     load_module,
 )
 from cps_middleware.testing._fixtures_cps4 import Backend
+from cps_middleware.testing.cps3image import VirtualCps3
 from cps_middleware.testing.cps4image import (
     AUTH_CERT_LABEL,
     AUTH_KEY_LABEL,
@@ -40,6 +45,9 @@ from cps_middleware.testing.cps4image import (
     VirtualCps4,
 )
 from cps_middleware.testing.iasecc import digest_info
+from cps_middleware.testing.servers import MutualTlsServer, OpenSslServer
+from cps_middleware.tls import client_context
+from cps_middleware.tls import test_ssl as run_test_ssl
 
 pytestmark = pytest.mark.pcsc
 
@@ -212,3 +220,69 @@ def test_decryption(token: Token, backend: Backend) -> None:
     sent = _sent(backend.card, start)
     assert bytes.fromhex("012241B8038301") + b"\x20" in sent  # MSE SET CT, key 20
     assert any(c[:5] == bytes.fromhex("112A8086FF") for c in sent)  # chained decipher
+
+
+# --- TLS 1.3 with the card key -------------------------------------------------------------
+
+
+@pytest.fixture
+def card(backend: Backend) -> Iterator[CpsCard]:
+    _token(backend).close()  # wait until the module sees the card
+    opened = open_card(backend.module, serial=backend.card.objects.serial[:8])
+    opened.login(Pin(backend.card.pin))
+    yield opened
+    opened.close()
+
+
+def test_tls13_against_openssl_s_server(
+    card: CpsCard, backend: Backend, cps_openssl_server_factory: Callable[..., OpenSslServer]
+) -> None:
+    server = cps_openssl_server_factory()
+    ctx = client_context(card, cadata=server.ca_pem.decode())
+    assert ctx.maximum_version != ssl.TLSVersion.TLSv1_2  # PSS offered: TLS 1.3 allowed
+    start = len(backend.card.vpcd.apdu_log)
+    with urllib.request.urlopen(server.url, context=ctx, timeout=30) as r:
+        page = r.read().decode()
+    assert "Protocol  : TLSv1.3" in page
+    assert "Peer signature type: RSA-PSS" in page
+    # CertificateVerify: rsa_pss_rsae_sha256 signed by the card (MSE alg 2C, key 20|80)
+    assert bytes.fromhex("012281B60491022CA0") in _sent(backend.card, start)
+
+
+def test_tls13_against_python_server(
+    card: CpsCard, backend: Backend, cps_tls_server: MutualTlsServer
+) -> None:
+    ctx = client_context(card, cadata=cps_tls_server.ca_pem.decode())
+    with urllib.request.urlopen(cps_tls_server.url, context=ctx, timeout=30) as r:
+        body = json.loads(r.read())
+    assert body["tls"]["version"] == "TLSv1.3"
+    assert body["client"]["ps_id_nat"] == "810004444444"
+
+
+def test_test_ssl_reports_protocol_and_scheme(
+    card: CpsCard, cps_tls_server: MutualTlsServer
+) -> None:
+    report = run_test_ssl(cps_tls_server.url, card, cadata=cps_tls_server.ca_pem.decode())
+    assert report.ok, report.to_text()
+    assert report.protocol == "TLSv1.3"
+    assert report.signature_scheme == "rsa_pss_rsae_sha256"
+    assert "rsa_pss_rsae_sha256" in report.to_text()
+
+
+def test_cps3_through_ans_stays_on_tls12(
+    cps_ans_module: str,
+    iasecc_cps3_factory: Callable[..., VirtualCps3],
+    cps_tls_server: MutualTlsServer,
+) -> None:
+    cps3 = iasecc_cps3_factory()
+    _token(Backend("ans-cps3", cps_ans_module, cps3, "CPS3", pss=False)).close()
+    opened = open_card(cps_ans_module, serial=cps3.objects.serial[:8])
+    try:
+        opened.login(Pin(cps3.pin))
+        ctx = client_context(opened, cadata=cps_tls_server.ca_pem.decode())
+        assert ctx.maximum_version == ssl.TLSVersion.TLSv1_2  # no PSS on a CPS3
+        report = run_test_ssl(cps_tls_server.url, opened, cadata=cps_tls_server.ca_pem.decode())
+    finally:
+        opened.close()
+    assert report.ok, report.to_text()
+    assert (report.protocol, report.signature_scheme) == ("TLSv1.2", "rsa_pkcs1_sha256")
