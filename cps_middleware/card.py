@@ -26,8 +26,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cps_middleware.cards.identity import CertificateUsage, Practitioner
-from cps_middleware.errors import InvalidInput, NoMatchingCertificate, NotLoggedIn
-from cps_middleware.pkcs11 import KeyRef, Pin, PinStatus, Token, open_token
+from cps_middleware.errors import CpsError, InvalidInput, NoMatchingCertificate, NotLoggedIn
+from cps_middleware.pkcs11 import KeyRef, Mechanism, Pin, PinStatus, Token, open_token
 from cps_middleware.pkcs11.keys import TokenPrivateKey, card_private_key
 from cps_middleware.selection import (
     CertificateCandidate,
@@ -73,8 +73,22 @@ class CpsCard:
 
     @property
     def generation(self) -> str | None:
-        """``"CPS3"`` or ``"CPS4"`` when the token model tells, else None."""
-        return self._token.info.generation
+        """``"CPS3"`` or ``"CPS4"`` when the token tells, else None.
+
+        From the token model, except that the ANS module 5.2.2 reports the model
+        "IAS ECC" for a CPS4 too (its CPS4 driver never records the card type):
+        a card whose token offers RSA-PSS is a CPS4 (a CPS3 has no PSS).
+        """
+        generation = self._token.info.generation
+        if generation == "CPS3" and self._offers_pss():
+            return "CPS4"
+        return generation
+
+    def _offers_pss(self) -> bool:
+        try:
+            return int(Mechanism.RSA_PKCS_PSS) in self._token.mechanisms()
+        except CpsError:
+            return False
 
     @property
     def label(self) -> str:

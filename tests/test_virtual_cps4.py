@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import ssl
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,7 +25,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from cps_middleware import diagnostics
 from cps_middleware.card import CpsCard, open_card
+from cps_middleware.diagnostics import DiagnosticOptions, Status
 from cps_middleware.errors import FinalTryRefused, NoSuchToken, PinIncorrect, PinLocked
 from cps_middleware.pkcs11 import (
     Mechanism,
@@ -286,3 +289,44 @@ def test_cps3_through_ans_stays_on_tls12(
         opened.close()
     assert report.ok, report.to_text()
     assert (report.protocol, report.signature_scheme) == ("TLSv1.2", "rsa_pkcs1_sha256")
+
+
+# --- which middleware works: the facade, OpenSC, the diagnostic ----------------------------
+
+
+def test_card_generation_is_cps4(card: CpsCard) -> None:
+    # the ANS module 5.2.2 names the model "IAS ECC" for a CPS4 too; PSS tells them apart
+    assert card.token.info.model == "IAS ECC"
+    assert card.generation == "CPS4"
+
+
+def _diagnose(module: str, card: VirtualCps4, lang: str) -> diagnostics.DiagnosticRun:
+    opts = DiagnosticOptions(module=module, reader=card.reader)
+    return diagnostics.run(opts, lang=lang, only=["card.atr", "pkcs11.module"])
+
+
+def test_diagnostic_says_what_the_ans_module_does(backend: Backend) -> None:
+    run = _diagnose(backend.module, backend.card, "fr")
+    assert run.result("card.atr").status is Status.OK
+    module = run.result("pkcs11.module")
+    assert module.status is Status.OK
+    assert module.details["support"] == [
+        "CPS4 avec ANS Cryptolib CPS : carte lue oui, authentification oui, signature oui, "
+        "déchiffrement oui, TLS 1.3 oui."
+    ]
+
+
+def test_opensc_does_not_know_the_cps4(opensc_module: str, backend: Backend) -> None:
+    """A fact about OpenSC (0.23, Debian 12): no driver matches the CPS4 ATR."""
+    out = subprocess.run(
+        ["pkcs11-tool", "--module", opensc_module, "-L"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    section = out.stdout.split(backend.card.reader, 1)[1].split("Slot ", 1)[0]
+    assert "token not recognized" in section
+    run = _diagnose(opensc_module, backend.card, "en")
+    module = run.result("pkcs11.module")
+    assert module.status is Status.ERROR and module.reason == "pkcs11.opensc_cps4"
+    assert "Cryptolib CPS 5.2 or later" in module.seen
+    assert module.remedy is not None and module.remedy.id == "cps4_needs_ans"
