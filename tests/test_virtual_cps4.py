@@ -20,6 +20,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -27,8 +28,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cps_middleware import diagnostics
 from cps_middleware.card import CpsCard, open_card
+from cps_middleware.cards.atr import CPS4_CHIPDOC_AID, CardGeneration
 from cps_middleware.diagnostics import DiagnosticOptions, Status
 from cps_middleware.errors import FinalTryRefused, NoSuchToken, PinIncorrect, PinLocked
+from cps_middleware.pcsc.card import PinStatusKind, probe_generation, read_pin_tries
 from cps_middleware.pkcs11 import (
     Mechanism,
     Pin,
@@ -43,6 +46,7 @@ from cps_middleware.testing.cps3image import VirtualCps3
 from cps_middleware.testing.cps4image import (
     AUTH_CERT_LABEL,
     AUTH_KEY_LABEL,
+    CPS4_PROFILE,
     SIGN_CERT_LABEL,
     SIGN_KEY_LABEL,
     VirtualCps4,
@@ -330,3 +334,50 @@ def test_opensc_does_not_know_the_cps4(opensc_module: str, backend: Backend) -> 
     assert module.status is Status.ERROR and module.reason == "pkcs11.opensc_cps4"
     assert "Cryptolib CPS 5.2 or later" in module.seen
     assert module.remedy is not None and module.remedy.id == "cps4_needs_ans"
+
+
+# --- the PC/SC layer: PIN status and generation from the driver's facts ----------------------
+
+
+def test_pcsc_pin_status_on_channel_1(cps_virtual_cps4: VirtualCps4) -> None:
+    card = cps_virtual_cps4
+    start = len(card.vpcd.apdu_log)
+    res = read_pin_tries(card.reader)
+    assert (res.status, res.tries_left) == (PinStatusKind.TRIES_LEFT, 3)
+    card.set_pin_tries(1)
+    assert read_pin_tries(card.reader).tries_left == 1
+    card.block_pin()
+    assert read_pin_tries(card.reader).status is PinStatusKind.BLOCKED
+    sent = _sent(card, start)
+    assert bytes.fromhex("01A4040C08") + CPS4_CHIPDOC_AID in sent
+    assert bytes.fromhex("01200001") in sent
+    assert not any(c[1] == 0x20 and len(c) > 4 for c in sent)  # never a PIN on the wire
+
+
+def test_generation_by_atr_sends_nothing(cps_virtual_cps4: VirtualCps4) -> None:
+    start = len(cps_virtual_cps4.vpcd.apdu_log)
+    probed = probe_generation(cps_virtual_cps4.reader)
+    assert (probed.generation, probed.by_atr) == (CardGeneration.CPS4, True)
+    assert _sent(cps_virtual_cps4, start) == []
+
+
+def test_generation_probed_like_the_ans_module(
+    cps_virtual_cps4_factory: Callable[..., VirtualCps4],
+) -> None:
+    """A CPS4 behind an unknown ATR: the ChipDoc applet and EF.SN.ICC tell."""
+    odd = cps_virtual_cps4_factory(profile=replace(CPS4_PROFILE, atr=bytes.fromhex("3B021450")))
+    try:
+        probed = probe_generation(odd.reader)
+        assert probed.generation is CardGeneration.CPS4 and not probed.by_atr
+        assert probed.serial == odd.objects.serial
+        assert read_pin_tries(odd.reader).status is PinStatusKind.NOT_CPS  # nothing sent
+        res = read_pin_tries(odd.reader, force=True)
+        assert (res.status, res.tries_left) == (PinStatusKind.TRIES_LEFT, 3)
+    finally:
+        odd.remove()
+
+
+def test_generation_probe_of_a_cps3(iasecc_cps3_factory: Callable[..., VirtualCps3]) -> None:
+    cps3 = iasecc_cps3_factory()
+    probed = probe_generation(cps3.reader, force=True)
+    assert (probed.generation, probed.serial) == (CardGeneration.CPS3, cps3.objects.serial)
