@@ -15,8 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
+import signal
 import ssl
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -278,10 +281,10 @@ def test_test_ssl_reports_protocol_and_scheme(
 
 def test_cps3_through_ans_stays_on_tls12(
     cps_ans_module: str,
-    iasecc_cps3_factory: Callable[..., VirtualCps3],
+    cps_iasecc_cps3_factory: Callable[..., VirtualCps3],
     cps_tls_server: MutualTlsServer,
 ) -> None:
-    cps3 = iasecc_cps3_factory()
+    cps3 = cps_iasecc_cps3_factory()
     _token(Backend("ans-cps3", cps_ans_module, cps3, "CPS3", pss=False)).close()
     opened = open_card(cps_ans_module, serial=cps3.objects.serial[:8])
     try:
@@ -320,16 +323,16 @@ def test_diagnostic_says_what_the_ans_module_does(backend: Backend) -> None:
     ]
 
 
-def test_opensc_does_not_know_the_cps4(opensc_module: str, backend: Backend) -> None:
+def test_opensc_does_not_know_the_cps4(cps_opensc_module: str, backend: Backend) -> None:
     """A fact about OpenSC (0.23, Debian 12): no driver matches the CPS4 ATR."""
     out = subprocess.run(
-        ["pkcs11-tool", "--module", opensc_module, "-L"],
+        ["pkcs11-tool", "--module", cps_opensc_module, "-L"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     section = out.stdout.split(backend.card.reader, 1)[1].split("Slot ", 1)[0]
     assert "token not recognized" in section
-    run = _diagnose(opensc_module, backend.card, "en")
+    run = _diagnose(cps_opensc_module, backend.card, "en")
     module = run.result("pkcs11.module")
     assert module.status is Status.ERROR and module.reason == "pkcs11.opensc_cps4"
     assert "Cryptolib CPS 5.2 or later" in module.seen
@@ -339,8 +342,8 @@ def test_opensc_does_not_know_the_cps4(opensc_module: str, backend: Backend) -> 
 # --- the PC/SC layer: PIN status and generation from the driver's facts ----------------------
 
 
-def test_pcsc_pin_status_on_channel_1(cps_virtual_cps4: VirtualCps4) -> None:
-    card = cps_virtual_cps4
+def test_pcsc_pin_status_on_channel_1(cps_ans_cps4: VirtualCps4) -> None:
+    card = cps_ans_cps4
     start = len(card.vpcd.apdu_log)
     res = read_pin_tries(card.reader)
     assert (res.status, res.tries_left) == (PinStatusKind.TRIES_LEFT, 3)
@@ -354,18 +357,18 @@ def test_pcsc_pin_status_on_channel_1(cps_virtual_cps4: VirtualCps4) -> None:
     assert not any(c[1] == 0x20 and len(c) > 4 for c in sent)  # never a PIN on the wire
 
 
-def test_generation_by_atr_sends_nothing(cps_virtual_cps4: VirtualCps4) -> None:
-    start = len(cps_virtual_cps4.vpcd.apdu_log)
-    probed = probe_generation(cps_virtual_cps4.reader)
+def test_generation_by_atr_sends_nothing(cps_ans_cps4: VirtualCps4) -> None:
+    start = len(cps_ans_cps4.vpcd.apdu_log)
+    probed = probe_generation(cps_ans_cps4.reader)
     assert (probed.generation, probed.by_atr) == (CardGeneration.CPS4, True)
-    assert _sent(cps_virtual_cps4, start) == []
+    assert _sent(cps_ans_cps4, start) == []
 
 
 def test_generation_probed_like_the_ans_module(
-    cps_virtual_cps4_factory: Callable[..., VirtualCps4],
+    cps_ans_cps4_factory: Callable[..., VirtualCps4],
 ) -> None:
     """A CPS4 behind an unknown ATR: the ChipDoc applet and EF.SN.ICC tell."""
-    odd = cps_virtual_cps4_factory(profile=replace(CPS4_PROFILE, atr=bytes.fromhex("3B021450")))
+    odd = cps_ans_cps4_factory(profile=replace(CPS4_PROFILE, atr=bytes.fromhex("3B021450")))
     try:
         probed = probe_generation(odd.reader)
         assert probed.generation is CardGeneration.CPS4 and not probed.by_atr
@@ -377,7 +380,44 @@ def test_generation_probed_like_the_ans_module(
         odd.remove()
 
 
-def test_generation_probe_of_a_cps3(iasecc_cps3_factory: Callable[..., VirtualCps3]) -> None:
-    cps3 = iasecc_cps3_factory()
+def test_generation_probe_of_a_cps3(cps_iasecc_cps3_factory: Callable[..., VirtualCps3]) -> None:
+    cps3 = cps_iasecc_cps3_factory()
     probed = probe_generation(cps3.reader, force=True)
     assert (probed.generation, probed.serial) == (CardGeneration.CPS3, cps3.objects.serial)
+
+
+# --- cps testcard create --virtual --generation CPS4 ----------------------------------------
+
+
+def test_cli_serves_a_virtual_cps4_for_the_ans_module(
+    cps_ans_module: str, cps_pcscd: object
+) -> None:
+    port = 35967
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cps_middleware.cli", "testcard", "create", "--virtual",
+         "--generation", "CPS4", "--port", str(port), "--json", "--module", cps_ans_module],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "no output from `cps testcard create --virtual` within 60 s"
+        info = json.loads(proc.stdout.readline())
+        assert info["generation"] == "CPS4" and info["module"] == cps_ans_module
+        assert info["atr"] == "3B 9B 18 80 01 00 12 25 00 64 80 04 01 00 00 90 44"
+        module = load_module(cps_ans_module)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                token = module.open_token(serial=info["serial"][:8])
+                break
+            except NoSuchToken:
+                assert time.monotonic() < deadline, "the ANS module does not see the card"
+                time.sleep(0.1)
+        labels = {c.label for c in token.certificates()}
+        assert {AUTH_CERT_LABEL, SIGN_CERT_LABEL} <= labels
+        token.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0, proc.stderr.read() if proc.stderr else ""

@@ -5,11 +5,11 @@
   loaded later in this process with private ``/etc/opt`` and ``/var/opt``
   (see :mod:`cps_middleware.testing.ansmodule`; ``CPS_ANS_TRACES=1`` turns its
   traces on); skips when the module or the mount namespace is not available;
-* ``cps_virtual_cps4_credentials`` (session) — the holder's keys and certificates;
-* ``cps_virtual_cps4_factory`` (session) — ``factory(port=..., **build_cps4 kwargs)``
+* ``cps_ans_cps4_credentials`` (session) — the holder's keys and certificates;
+* ``cps_ans_cps4_factory`` (session) — ``factory(port=..., **build_cps4 kwargs)``
   returns an inserted :class:`VirtualCps4` in the issued state (PIN ``1234``,
   PUK ``12345678``); every card it made is removed at the end;
-* ``cps_virtual_cps4`` — the card in its default reader, issued state;
+* ``cps_ans_cps4`` — the card in its default reader, issued state;
 * ``cps_ans_cps4_backend`` — a :class:`Backend` (module path + card): the shape
   a backend-parametrised conformance suite takes.
 
@@ -65,7 +65,7 @@ def cps_ans_module(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def cps_virtual_cps4_credentials(cps_pki: TestPki) -> CardCredentials:
+def cps_ans_cps4_credentials(cps_pki: TestPki) -> CardCredentials:
     from cps_middleware.testing.pki import TestHolder
 
     return cps_pki.issue_card(
@@ -75,8 +75,8 @@ def cps_virtual_cps4_credentials(cps_pki: TestPki) -> CardCredentials:
 
 
 @pytest.fixture(scope="session")
-def cps_virtual_cps4_factory(
-    pcscd: object, cps_virtual_cps4_credentials: CardCredentials
+def cps_ans_cps4_factory(
+    cps_pcscd: object, cps_ans_cps4_credentials: CardCredentials
 ) -> Iterator[VirtualCps4Factory]:
     from cps_middleware.testing.cps4image import VirtualCps4
     from cps_middleware.testing.vpcd import vpcd_reader_name
@@ -92,7 +92,7 @@ def cps_virtual_cps4_factory(
                 if p == port and other.inserted:
                     other.remove()
             card = VirtualCps4(
-                cps_virtual_cps4_credentials, port=port, reader=vpcd_reader_name(port), **image
+                cps_ans_cps4_credentials, port=port, reader=vpcd_reader_name(port), **image
             )
             made[key] = card
         elif card.reset() and card.inserted:
@@ -108,10 +108,10 @@ def cps_virtual_cps4_factory(
 
 
 @pytest.fixture
-def cps_virtual_cps4(cps_virtual_cps4_factory: VirtualCps4Factory) -> VirtualCps4:
-    return cps_virtual_cps4_factory()
+def cps_ans_cps4(cps_ans_cps4_factory: VirtualCps4Factory) -> VirtualCps4:
+    return cps_ans_cps4_factory()
 
 
 @pytest.fixture
-def cps_ans_cps4_backend(cps_ans_module: str, cps_virtual_cps4: VirtualCps4) -> Backend:
-    return Backend("ans-cps4", cps_ans_module, cps_virtual_cps4, "CPS4", pss=True)
+def cps_ans_cps4_backend(cps_ans_module: str, cps_ans_cps4: VirtualCps4) -> Backend:
+    return Backend("ans-cps4", cps_ans_module, cps_ans_cps4, "CPS4", pss=True)
