@@ -22,6 +22,7 @@ BENCHMARKS = [
     ("TLS with the card key", ["bench_tls.py"], []),
     ("Chain validation", ["bench_validation.py"], ["--quick"]),
     ("Virtual CPS3 through OpenSC", ["bench_virtual_cps3.py"], []),
+    ("Virtual CPS4: TLS 1.3 through the ANS module", ["bench_virtual_cps4.py"], []),
     ("Demo", ["bench_demo.py"], []),
 ]
 
