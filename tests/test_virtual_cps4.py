@@ -33,7 +33,7 @@ from cps_middleware import diagnostics
 from cps_middleware.card import CpsCard, open_card
 from cps_middleware.cards.atr import CPS4_CHIPDOC_AID, CardGeneration
 from cps_middleware.diagnostics import DiagnosticOptions, Status
-from cps_middleware.errors import FinalTryRefused, NoSuchToken, PinIncorrect, PinLocked
+from cps_middleware.errors import CpsError, FinalTryRefused, NoSuchToken, PinIncorrect, PinLocked
 from cps_middleware.pcsc.card import PinStatusKind, probe_generation, read_pin_tries
 from cps_middleware.pkcs11 import (
     Mechanism,
@@ -421,3 +421,32 @@ def test_cli_serves_a_virtual_cps4_for_the_ans_module(
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     assert code == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_what_the_ans_module_refuses(token: Token, backend: Backend) -> None:
+    """Facts of the module, not of the card (recorded with the virtual CPS4)."""
+    token.login(Pin(backend.card.pin))
+    auth = token.private_key(AUTH_KEY_LABEL)
+    sign = token.private_key(SIGN_KEY_LABEL)
+    # PKCS#1 hash-and-sign only on the non-repudiation key: the driver builds no MSE for it
+    with pytest.raises(CpsError) as exc:
+        token.sign(auth, Mechanism.SHA256_RSA_PKCS, MESSAGE)
+    assert exc.value.code_name == "CKR_GENERAL_ERROR"
+    with pytest.raises(CpsError) as exc:
+        token.sign(auth, Mechanism.RSA_X_509, bytes(256))
+    assert exc.value.code_name == "CKR_FUNCTION_NOT_SUPPORTED"
+    # CKM_RSA_PKCS on the signature key: the module strips the DigestInfo, the card signs the hash
+    di = digest_info("sha256", hashlib.sha256(MESSAGE).digest())
+    signature = token.sign(sign, Mechanism.RSA_PKCS, di)
+    _public(backend, "sign").verify(signature, MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_card_keys_through_cryptography(card: CpsCard, backend: Backend) -> None:
+    """What a health application calls: cryptography's key interface, PSS and PKCS#1."""
+    for usage in ("auth", "sign"):
+        key = card.private_key(usage)
+        pss = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH)
+        sig = key.sign(MESSAGE, pss, hashes.SHA256())
+        _public(backend, usage).verify(sig, MESSAGE, pss, hashes.SHA256())
+        sig = key.sign(MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+        _public(backend, usage).verify(sig, MESSAGE, padding.PKCS1v15(), hashes.SHA256())
