@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -170,3 +171,22 @@ def test_image_checks(creds: CardCredentials) -> None:
     a, _ = build_cps4_from_credentials(creds, serial="2900000001")
     assert _run(a, "00A4080C02D003")[1] == 0x9000
     assert _run(a, "00B000000C")[0].endswith(bytes.fromhex("2900000001"))
+
+
+def test_ans_trace_parser(tmp_path: Path) -> None:
+    from cps_middleware.testing.ansmodule import ans_traces
+
+    (tmp_path / "cps3opsc_1_2.log").write_text(
+        "Sun Dec  6 13:04:14.766 : \n"
+        "Outgoing APDU data [    5 bytes] =====================================\n"
+        "01 B0 00 00 0C .....\n"
+        "======================================================================\n"
+        "Incoming APDU data [   18 bytes] =====================================\n"
+        "5A 0A 80 25 00 00 01 29 03 92 83 38 90 00 39 30 Z..%...)...8..90\n"
+        "90 00                                           ..\n"
+        "======================================================================\n"
+    )
+    assert ans_traces(tmp_path) == [
+        ("out", bytes.fromhex("01B000000C")),
+        ("in", bytes.fromhex("5A0A80250000012903928338900039309000")),
+    ]

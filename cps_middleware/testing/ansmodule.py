@@ -19,10 +19,13 @@ check what it sent).
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import os
 import re
+import shutil
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -96,12 +99,27 @@ def private_opt_dirs() -> Path:
                 err = ctypes.get_errno()
                 raise TestCardError(f"bind mount over {dst} failed: {os.strerror(err)}")
         _done[tid] = root
+        # the directories outlive the namespace: remove them at exit (unless traces
+        # were asked for: then they are kept and their place printed)
+        atexit.register(_cleanup, root)
         return root
+
+
+_keep: set[Path] = set()
+
+
+def _cleanup(root: Path) -> None:
+    if root in _keep:
+        print(f"ANS module traces kept in {root / 'var_opt'}", file=sys.stderr)
+        return
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def configure_ans(*, traces: bool = False, debug: int = 10) -> Path:
     """Write the module's configuration in the private ``/etc/opt`` (traces on or off)."""
-    private_opt_dirs()
+    root = private_opt_dirs()
+    if traces:
+        _keep.add(root)
     ANS_CONF.parent.mkdir(parents=True, exist_ok=True)
     ANS_LOG_DIR.mkdir(parents=True, exist_ok=True)
     active = "true" if traces else "false"
@@ -114,12 +132,12 @@ def configure_ans(*, traces: bool = False, debug: int = 10) -> Path:
 _APDU_RE = re.compile(r"(Outgoing|Incoming) APDU data \[\s*(\d+) bytes\] =+\n(.*?)\n=+", re.S)
 
 
-def ans_traces() -> list[tuple[str, bytes]]:
+def ans_traces(log_dir: Path = ANS_LOG_DIR) -> list[tuple[str, bytes]]:
     """Every APDU in the module's trace files, in order: ``("out"|"in", bytes)``."""
     out: list[tuple[str, bytes]] = []
-    if not ANS_LOG_DIR.is_dir():
+    if not log_dir.is_dir():
         return out
-    for path in sorted(ANS_LOG_DIR.glob("cps3opsc_*.log")):
+    for path in sorted(log_dir.glob("cps3opsc_*.log")):
         text = path.read_text(errors="replace")
         for direction, count, body in _APDU_RE.findall(text):
             # 16 bytes a line as "XX " then an ASCII column: the count says where hex ends
