@@ -13,6 +13,7 @@ backend-parametrised conformance suite can run them as its CPS4 backend.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import select
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cps_middleware import diagnostics
 from cps_middleware.card import CpsCard, open_card
 from cps_middleware.cards.atr import CPS4_CHIPDOC_AID, CardGeneration
+from cps_middleware.cli import main as cli_main
 from cps_middleware.diagnostics import DiagnosticOptions, Status
 from cps_middleware.errors import CpsError, FinalTryRefused, NoSuchToken, PinIncorrect, PinLocked
 from cps_middleware.pcsc.card import PinStatusKind, probe_generation, read_pin_tries
@@ -450,3 +452,19 @@ def test_card_keys_through_cryptography(card: CpsCard, backend: Backend) -> None
         _public(backend, usage).verify(sig, MESSAGE, pss, hashes.SHA256())
         sig = key.sign(MESSAGE, padding.PKCS1v15(), hashes.SHA256())
         _public(backend, usage).verify(sig, MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_cps_test_ssl_command_reports_tls13(
+    backend: Backend, cps_tls_server: MutualTlsServer,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _token(backend).close()
+    monkeypatch.setattr("sys.stdin", io.StringIO(backend.card.pin + "\n"))
+    code = cli_main(["test-ssl", cps_tls_server.url, "--cafile", str(cps_tls_server.ca_file),
+                     "--json", "--module", backend.module,
+                     "--serial", backend.card.objects.serial[:8]])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert (report["protocol"], report["signature_scheme"]) == ("TLSv1.3", "rsa_pss_rsae_sha256")
+    assert report["client_signature"] == "rsa_pss sha256"
