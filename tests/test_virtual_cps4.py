@@ -309,14 +309,17 @@ def test_card_generation_is_cps4(card: CpsCard) -> None:
     assert card.generation == "CPS4"
 
 
-def _diagnose(module: str, card: VirtualCps4, lang: str) -> diagnostics.DiagnosticRun:
-    opts = DiagnosticOptions(module=module, reader=card.reader)
-    return diagnostics.run(opts, lang=lang, only=["card.atr", "pkcs11.module"])
+def _diagnose(
+    module: str, card: VirtualCps4, lang: str, *more: str
+) -> diagnostics.DiagnosticRun:
+    opts = DiagnosticOptions(module=module, reader=card.reader, token=card.objects.serial[:8])
+    return diagnostics.run(opts, lang=lang, only=["card.atr", "pkcs11.module", *more])
 
 
 def test_diagnostic_says_what_the_ans_module_does(backend: Backend) -> None:
-    run = _diagnose(backend.module, backend.card, "fr")
+    run = _diagnose(backend.module, backend.card, "fr", "pkcs11.token")
     assert run.result("card.atr").status is Status.OK
+    assert run.result("pkcs11.token").seen.startswith("Carte CPS4 ")
     module = run.result("pkcs11.module")
     assert module.status is Status.OK
     assert module.details["support"] == [

@@ -465,8 +465,8 @@ def check_token(ctx: CheckContext) -> Finding:
     info = cps[0]
     ctx.data["token"] = _usable_token(module, info)
     ctx.data["token_info"] = info
-    details.update(_token_details(info), generation=info.generation)
-    gen = info.generation or "CPS"
+    gen = CpsCard(ctx.data["token"]).generation or "CPS"  # ANS 5.2.2 names a CPS4 "IAS ECC"
+    details.update(_token_details(info), generation=gen if gen != "CPS" else None)
     if len(cps) > 1:
         return ctx.warning(
             "token.several",
