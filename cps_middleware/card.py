@@ -26,7 +26,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cps_middleware.cards.identity import CertificateUsage, Practitioner
-from cps_middleware.errors import CpsError, InvalidInput, NoMatchingCertificate, NotLoggedIn
+from cps_middleware.errors import (
+    CpsError,
+    InvalidInput,
+    NoMatchingCertificate,
+    NoSuchToken,
+    NotLoggedIn,
+)
 from cps_middleware.pkcs11 import KeyRef, Mechanism, Pin, PinStatus, Token, open_token
 from cps_middleware.pkcs11.keys import TokenPrivateKey, card_private_key
 from cps_middleware.selection import (
@@ -307,4 +313,32 @@ def open_card(
     ANS middleware, then OpenSC). Raises NoSuchToken / MultipleTokens naming
     the tokens seen, ModuleLoadError listing the module paths tried.
     """
-    return CpsCard(open_token(module, serial=serial, label=label, slot_id=slot_id, cps_only=True))
+    try:
+        token = open_token(module, serial=serial, label=label, slot_id=slot_id, cps_only=True)
+    except NoSuchToken as exc:
+        hint = _cps4_hint(exc.module or "")
+        if hint is not None:
+            exc.hint = hint
+        raise
+    return CpsCard(token)
+
+
+def _cps4_hint(module_path: str) -> str | None:
+    """When the middleware is OpenSC and a reader holds a CPS4: say that it needs ANS's."""
+    from cps_middleware.cards.atr import CardGeneration
+    from cps_middleware.cards.support import Middleware, middleware_of, support
+    from cps_middleware.messages import text
+
+    if middleware_of("", module_path) is not Middleware.OPENSC:
+        return None
+    try:
+        from cps_middleware.pcsc.readers import list_readers
+
+        readers = list_readers(allow_empty=True)
+    except (CpsError, ImportError):
+        return None
+    if not any(r.card_present and r.generation is CardGeneration.CPS4 for r in readers):
+        return None
+    needed = support(CardGeneration.CPS4, Middleware.ANS)
+    version = (needed.minimum_version if needed else None) or "5.2"
+    return text("cps4.opensc_unknown", None, module=module_path, version=version)

@@ -342,6 +342,10 @@ def test_opensc_does_not_know_the_cps4(cps_opensc_module: str, backend: Backend)
     assert module.status is Status.ERROR and module.reason == "pkcs11.opensc_cps4"
     assert "Cryptolib CPS 5.2 or later" in module.seen
     assert module.remedy is not None and module.remedy.id == "cps4_needs_ans"
+    # the library says it too when asked to open the card through OpenSC
+    with pytest.raises(NoSuchToken) as exc:
+        open_card(cps_opensc_module, serial=backend.card.objects.serial[:8])
+    assert exc.value.hint is not None and "Cryptolib CPS 5.2" in exc.value.hint
 
 
 # --- the PC/SC layer: PIN status and generation from the driver's facts ----------------------
