@@ -46,7 +46,7 @@ from cps_middleware.pkcs11 import (
     Token,
     load_module,
 )
-from cps_middleware.testing._fixtures_cps4 import Backend
+from cps_middleware.testing._fixtures_cps4 import Backend, VirtualCps4Factory
 from cps_middleware.testing.cps3image import VirtualCps3
 from cps_middleware.testing.cps4image import (
     AUTH_CERT_LABEL,
@@ -64,6 +64,12 @@ from cps_middleware.tls import test_ssl as run_test_ssl
 pytestmark = pytest.mark.pcsc
 
 MESSAGE = b"ordonnance 2026-12-06: amoxicilline 1 g x 3/j"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _empty_readers_at_the_end(cps_ans_cps4_factory: VirtualCps4Factory) -> Iterator[None]:
+    yield
+    cps_ans_cps4_factory.remove_all()  # the next test modules expect empty readers
 
 
 @pytest.fixture
@@ -283,10 +289,10 @@ def test_test_ssl_reports_protocol_and_scheme(
 
 def test_cps3_through_ans_stays_on_tls12(
     cps_ans_module: str,
-    cps_iasecc_cps3_factory: Callable[..., VirtualCps3],
+    cps_iasecc_cps3: VirtualCps3,
     cps_tls_server: MutualTlsServer,
 ) -> None:
-    cps3 = cps_iasecc_cps3_factory()
+    cps3 = cps_iasecc_cps3
     _token(Backend("ans-cps3", cps_ans_module, cps3, "CPS3", pss=False)).close()
     opened = open_card(cps_ans_module, serial=cps3.objects.serial[:8])
     try:
@@ -374,7 +380,7 @@ def test_generation_by_atr_sends_nothing(cps_ans_cps4: VirtualCps4) -> None:
 
 
 def test_generation_probed_like_the_ans_module(
-    cps_ans_cps4_factory: Callable[..., VirtualCps4],
+    cps_ans_cps4_factory: VirtualCps4Factory,
 ) -> None:
     """A CPS4 behind an unknown ATR: the ChipDoc applet and EF.SN.ICC tell."""
     odd = cps_ans_cps4_factory(profile=replace(CPS4_PROFILE, atr=bytes.fromhex("3B021450")))
@@ -389,8 +395,8 @@ def test_generation_probed_like_the_ans_module(
         odd.remove()
 
 
-def test_generation_probe_of_a_cps3(cps_iasecc_cps3_factory: Callable[..., VirtualCps3]) -> None:
-    cps3 = cps_iasecc_cps3_factory()
+def test_generation_probe_of_a_cps3(cps_iasecc_cps3: VirtualCps3) -> None:
+    cps3 = cps_iasecc_cps3
     probed = probe_generation(cps3.reader, force=True)
     assert (probed.generation, probed.serial) == (CardGeneration.CPS3, cps3.objects.serial)
 

@@ -8,7 +8,8 @@
 * ``cps_ans_cps4_credentials`` (session) — the holder's keys and certificates;
 * ``cps_ans_cps4_factory`` (session) — ``factory(port=..., **build_cps4 kwargs)``
   returns an inserted :class:`VirtualCps4` in the issued state (PIN ``1234``,
-  PUK ``12345678``); every card it made is removed at the end;
+  PUK ``12345678``); ``factory.remove_all()`` empties the readers (a test
+  module calls it at its end); every card it made is removed at the end;
 * ``cps_ans_cps4`` — the card in its default reader, issued state;
 * ``cps_ans_cps4_backend`` — a :class:`Backend` (module path + card): the shape
   a backend-parametrised conformance suite takes.
@@ -21,7 +22,7 @@ CPS4 can be inserted together.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +31,6 @@ import pytest
 if TYPE_CHECKING:
     from cps_middleware.testing.cps4image import VirtualCps4
     from cps_middleware.testing.pki import CardCredentials, TestPki
-
-VirtualCps4Factory = Callable[..., "VirtualCps4"]
-
 
 def virtual_cps4_port() -> int:
     return int(os.environ.get("CPS_VIRTUAL_CPS4_PORT", "35966"))
@@ -74,37 +72,51 @@ def cps_ans_cps4_credentials(cps_pki: TestPki) -> CardCredentials:
     )  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def cps_ans_cps4_factory(
-    cps_pcscd: object, cps_ans_cps4_credentials: CardCredentials
-) -> Iterator[VirtualCps4Factory]:
-    from cps_middleware.testing.cps4image import VirtualCps4
-    from cps_middleware.testing.vpcd import vpcd_reader_name
+class VirtualCps4Factory:
+    """``factory(port=..., **image)``: an inserted :class:`VirtualCps4` in the issued state.
 
-    made: dict[tuple[int, str], VirtualCps4] = {}
+    Cards are built once per (port, image) and reused; :meth:`remove_all` pulls
+    every card out (a test module that used them calls it at its end, so that
+    the readers are empty for the next module).
+    """
 
-    def factory(*, port: int | None = None, **image: Any) -> VirtualCps4:
+    def __init__(self, credentials: CardCredentials) -> None:
+        self._credentials = credentials
+        self._made: dict[tuple[int, str], VirtualCps4] = {}
+
+    def __call__(self, *, port: int | None = None, **image: Any) -> VirtualCps4:
+        from cps_middleware.testing.cps4image import VirtualCps4
+        from cps_middleware.testing.vpcd import vpcd_reader_name
+
         port = virtual_cps4_port() if port is None else port
         key = (port, repr(sorted(image.items())))
-        card = made.get(key)
+        card = self._made.get(key)
         if card is None:
-            for (p, _), other in made.items():  # one card per reader
+            for (p, _), other in self._made.items():  # one card per reader
                 if p == port and other.inserted:
                     other.remove()
-            card = VirtualCps4(
-                cps_ans_cps4_credentials, port=port, reader=vpcd_reader_name(port), **image
-            )
-            made[key] = card
+            card = VirtualCps4(self._credentials, port=port, reader=vpcd_reader_name(port),
+                               **image)  # fmt: skip
+            self._made[key] = card
         elif card.reset() and card.inserted:
             card.reinsert()  # the middleware keeps the old PIN state until then
         if not card.inserted:
             card.insert()
         return card
 
+    def remove_all(self) -> None:
+        for card in self._made.values():
+            if card.inserted:
+                card.remove()
+
+
+@pytest.fixture(scope="session")
+def cps_ans_cps4_factory(
+    cps_pcscd: object, cps_ans_cps4_credentials: CardCredentials
+) -> Iterator[VirtualCps4Factory]:
+    factory = VirtualCps4Factory(cps_ans_cps4_credentials)
     yield factory
-    for card in made.values():
-        if card.inserted:
-            card.remove()
+    factory.remove_all()
 
 
 @pytest.fixture
