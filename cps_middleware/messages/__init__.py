@@ -34,6 +34,7 @@ LANGUAGES: tuple[Lang, ...] = ("fr", "en")
 # Every area's module; a test renders every code of every area in both languages.
 AREAS: tuple[str, ...] = (
     "common",
+    "cps4",
     "psc",
     "revocation",
 )
