@@ -226,7 +226,7 @@ def test_virtual_card_text_output_and_ctrl_c(
         (["--port", "x"], "argument --port: not a port number: 'x'"),
         (["--pin", "12"], "argument --pin: the PIN of a test card is 4 to 8 digits"),
         (["--puk", "1234"], "argument --puk: the unblocking code (PUK) of a test card is 8 digits"),
-        (["--generation", "CPS4"], "--generation CPS4 cannot be used with --virtual"),
+        (["--latency-ms", "5"], "--latency-ms cannot be used with --virtual"),
         (["--name", "x"], "--name cannot be used with --virtual"),
     ],
 )

@@ -1,4 +1,5 @@
-"""``cps testcard``: CPS test cards (SoftHSM) and a virtual IAS-ECC CPS3 in a vpcd reader."""
+"""``cps testcard``: CPS test cards (SoftHSM) and a virtual CPS3 (IAS-ECC) or CPS4 (ChipDoc)
+in a vpcd reader."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def register(sub: Subparsers) -> None:
     tsub = add_actions(p, "testcard_cmd")
     t = add_command(
         tsub, "create",
-        help="create a test card (SoftHSM), or serve a virtual CPS3 in a reader (--virtual)")
+        help="create a test card (SoftHSM), or serve a virtual CPS3/CPS4 in a reader (--virtual)")
     t.add_argument("--name")
     t.add_argument("--generation", choices=("CPS3", "CPS4"), default="CPS3")
     t.add_argument("--latency-ms", type=int, default=0)
@@ -54,8 +55,9 @@ def register(sub: Subparsers) -> None:
     t.add_argument("--puk", type=_test_secret("puk", range(8, 9)),
                    default="12345678", help="the test card's PUK (default: 12345678)")
     t.add_argument("--virtual", action="store_true",
-                   help="a virtual IAS-ECC CPS3 in a vpcd reader, for OpenSC or any PC/SC "
-                   "middleware, served until Ctrl-C or SIGTERM")
+                   help="a virtual card in a vpcd reader, served until Ctrl-C or SIGTERM: "
+                   "an IAS-ECC CPS3 (OpenSC, the ANS middleware) or, with --generation CPS4, "
+                   "a ChipDoc CPS4 (the ANS middleware 5.2 or later)")
     t.add_argument("--port", type=tcp_port(), default=35965,
                    help="vpcd port of the reader for --virtual (default: 35965)")
     t.add_argument("--json", action="store_true",
@@ -170,6 +172,23 @@ def _opensc_module(explicit: str | None) -> str | None:
     return None
 
 
+def _ans_module(explicit: str | None) -> str | None:
+    """``--module``, else ``CPS_ANS_MODULE``, else the installed ANS Cryptolib CPS module."""
+    import os
+
+    from cps_middleware.pkcs11 import candidate_paths
+
+    if explicit:
+        return explicit
+    env = os.environ.get("CPS_ANS_MODULE")
+    if env:
+        return env
+    for c in candidate_paths(environ={}):
+        if c.source == "ans" and Path(c.path).is_file():
+            return c.path
+    return None
+
+
 def _virtual_reader(args: argparse.Namespace) -> str:
     """The vpcd reader of ``--port``: the one ``--reader`` names, else the scripts/pcscd.sh one."""
     from cps_middleware.pcsc.readers import list_readers
@@ -205,7 +224,7 @@ def _virtual_reader(args: argparse.Namespace) -> str:
 
 
 def _serve_virtual_cps3(args: argparse.Namespace, io: Io) -> int:
-    """`cps testcard create --virtual`: a virtual IAS-ECC CPS3 in a vpcd reader until a signal."""
+    """`cps testcard create --virtual`: a virtual CPS3 or CPS4 in a vpcd reader until a signal."""
     import os
     import shlex
     import signal
@@ -214,18 +233,26 @@ def _serve_virtual_cps3(args: argparse.Namespace, io: Io) -> int:
 
     from cps_middleware.cards.identity import practitioner_from_certificate
     from cps_middleware.testing.cps3image import VirtualCps3
+    from cps_middleware.testing.cps4image import VirtualCps4
     from cps_middleware.testing.pki import TestPki
 
-    for given, what in ((args.generation != "CPS3", "--generation CPS4"),
-                        (args.latency_ms != 0, "--latency-ms"), (args.name, "--name")):
+    for given, what in ((args.latency_ms != 0, "--latency-ms"), (args.name, "--name")):
         if given:
             io.stderr.write(io.t("cli.virtual_conflict", option=what) + "\n")
             return EXIT_USAGE
     holder = _test_holder(args)
     reader = _virtual_reader(args)
-    card = VirtualCps3(TestPki().issue_card(holder), port=args.port, reader=reader,
-                       pin=args.pin, puk=args.puk)
-    module = _opensc_module(args.module)
+    gen = args.generation
+    card: VirtualCps3 | VirtualCps4
+    if gen == "CPS4":
+        # OpenSC has no CPS4 driver: point at the ANS module
+        card = VirtualCps4(TestPki().issue_card(holder), port=args.port, reader=reader,
+                           pin=args.pin, puk=args.puk)
+        module = _ans_module(args.module)
+    else:
+        card = VirtualCps3(TestPki().issue_card(holder), port=args.port, reader=reader,
+                           pin=args.pin, puk=args.puk)
+        module = _opensc_module(args.module)
     who = practitioner_from_certificate(card.objects.auth_certificate)
     tool = f"pkcs11-tool --module {shlex.quote(module)} -L" if module else None
 
@@ -240,7 +267,7 @@ def _serve_virtual_cps3(args: argparse.Namespace, io: Io) -> int:
         try:
             if args.json:
                 io.stdout.write(json.dumps({
-                    "reader": card.reader, "port": args.port,
+                    "reader": card.reader, "port": args.port, "generation": gen,
                     "atr": card.card.atr.hex(" ").upper(),
                     "label": card.objects.token_label, "serial": card.objects.serial,
                     "holder": who.to_dict(), "pin": card.pin, "puk": card.puk,
@@ -248,15 +275,17 @@ def _serve_virtual_cps3(args: argparse.Namespace, io: Io) -> int:
                 }, ensure_ascii=False, default=str) + "\n")
             else:
                 out = io.out
-                out.print(io.t("cli.virtual_in", reader=card.reader, port=args.port,
-                               label=card.objects.token_label, serial=card.objects.serial),
-                          soft_wrap=True)
+                out.print(io.t("cli.virtual_in", generation=gen, reader=card.reader,
+                               port=args.port, label=card.objects.token_label,
+                               serial=card.objects.serial), soft_wrap=True)
                 out.print(io.t("cli.virtual_holder", holder=who.describe(io.lang)),
                           soft_wrap=True)
                 out.print(io.t("cli.virtual_codes", pin=card.pin, puk=card.puk))
                 if module and tool:
                     out.print(io.t("cli.pkcs11_module", module=module), soft_wrap=True)
                     out.print(tool, soft_wrap=True)  # pasted: never wrapped
+                elif gen == "CPS4":
+                    out.print(io.t("cli.virtual_no_ans"), soft_wrap=True)
                 else:
                     out.print(io.t("cli.virtual_no_opensc"), soft_wrap=True)
                 out.print(io.t("cli.virtual_stop"))
@@ -269,5 +298,6 @@ def _serve_virtual_cps3(args: argparse.Namespace, io: Io) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     if not args.json:
-        io.out.print(io.t("cli.virtual_removed", reader=card.reader), soft_wrap=True)
+        io.out.print(io.t("cli.virtual_removed", generation=gen, reader=card.reader),
+                     soft_wrap=True)
     return EXIT_OK

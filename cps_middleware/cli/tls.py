@@ -58,6 +58,7 @@ def cmd_test_ssl(args: argparse.Namespace, io: Io) -> int:
             "failure": report.failure.name if report.failure else None,
             "detail": report.detail, "protocol": report.protocol, "cipher": report.cipher,
             "client_signature": report.client_signature,
+            "signature_scheme": report.signature_scheme,
             "client_certificate_sent": report.client_certificate_sent,
             "server_verified": report.server_verified,
             "server_chain": [c.to_dict() for c in report.server_chain],

@@ -42,6 +42,7 @@ AREAS: tuple[str, ...] = (
     "tls",
     "pin",
     "validation",
+    "cps4",
     "psc",
     "revocation",
     "help",

@@ -83,13 +83,14 @@ MESSAGES: dict[str, Msg] = {
                                  en="Test card {name} inserted"),
     "cli.virtual_conflict": Msg(
         fr="cps testcard create : erreur : {option} ne va pas avec --virtual (une carte "
-           "virtuelle est une CPS3 sans nom, servie au premier plan)",
+           "virtuelle n'a pas de nom et est servie au premier plan)",
         en="cps testcard create: error: {option} cannot be used with --virtual (a virtual "
-           "card is a CPS3 with no name, served in the foreground)"),
+           "card has no name and is served in the foreground)"),
     "cli.virtual_in": Msg(
-        fr="CPS3 virtuelle dans {reader} (port vpcd {port}) : jeton {label}, n° de série "
-           "{serial}",
-        en="Virtual CPS3 in {reader} (vpcd port {port}): token {label}, serial {serial}"),
+        fr="{generation} virtuelle dans {reader} (port vpcd {port}) : jeton {label}, n° de "
+           "série {serial}",
+        en="Virtual {generation} in {reader} (vpcd port {port}): token {label}, serial "
+           "{serial}"),
     "cli.virtual_holder": Msg(fr="Titulaire : {holder}", en="Holder: {holder}"),
     "cli.virtual_codes": Msg(fr="Code porteur {pin}, code de déblocage {puk} (valeurs de test)",
                              en="PIN {pin}, PUK {puk} (test values)"),
@@ -99,6 +100,11 @@ MESSAGES: dict[str, Msg] = {
         en="PKCS#11 module: OpenSC not found (Debian/Ubuntu: apt-get install opensc-pkcs11); "
            "any PC/SC middleware can use the card"),
     "cli.virtual_stop": Msg(fr="Ctrl-C pour retirer la carte", en="Ctrl-C to remove the card"),
-    "cli.virtual_removed": Msg(fr="CPS3 virtuelle retirée de {reader}",
-                               en="Virtual CPS3 removed from {reader}"),
+    "cli.virtual_removed": Msg(fr="{generation} virtuelle retirée de {reader}",
+                               en="Virtual {generation} removed from {reader}"),
+    "cli.virtual_no_ans": Msg(
+        fr="Module PKCS#11 : la Cryptolib CPS de l'ANS (5.2 ou plus récente) est introuvable ; "
+           "OpenSC ne connaît pas la CPS4",
+        en="PKCS#11 module: the ANS Cryptolib CPS (5.2 or later) was not found; OpenSC does "
+           "not know the CPS4"),
 }

@@ -218,6 +218,9 @@ MESSAGES: dict[str, Msg] = {
     "help.h69": Msg(
         fr="une CPS3 IAS-ECC virtuelle dans un lecteur vpcd, pour OpenSC ou tout logiciel PC/SC, servie jusqu'à Ctrl-C ou SIGTERM",
         en='a virtual IAS-ECC CPS3 in a vpcd reader, for OpenSC or any PC/SC middleware, served until Ctrl-C or SIGTERM'),
+    "help.h_virtual": Msg(
+        fr="une carte virtuelle dans un lecteur vpcd, servie jusqu'à Ctrl-C ou SIGTERM : une CPS3 IAS-ECC (OpenSC, le logiciel de l'ANS) ou, avec --generation CPS4, une CPS4 ChipDoc (le logiciel de l'ANS 5.2 ou plus récent)",
+        en="a virtual card in a vpcd reader, served until Ctrl-C or SIGTERM: an IAS-ECC CPS3 (OpenSC, the ANS middleware) or, with --generation CPS4, a ChipDoc CPS4 (the ANS middleware 5.2 or later)"),
     "help.h70": Msg(
         fr='port vpcd du lecteur pour --virtual (par défaut : 35965)',
         en='vpcd port of the reader for --virtual (default: 35965)'),

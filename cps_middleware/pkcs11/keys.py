@@ -285,7 +285,14 @@ class TokenRSAPrivateKey(_TokenKeyBase, rsa.RSAPrivateKey):
         offered = self._signer.mechanisms
         if isinstance(padding, _pad.PKCS1v15):
             if message is not None and with_pkcs1 in offered:
-                return self._signer.sign(with_pkcs1, message)
+                try:
+                    return self._signer.sign(with_pkcs1, message)
+                except Pkcs11Error as exc:
+                    # The token lists hash-and-sign but this key refuses it (the ANS
+                    # module on authentication keys: CPS3 KEY_TYPE_INCONSISTENT, CPS4
+                    # GENERAL_ERROR): hash here and sign the DigestInfo instead.
+                    if M.RSA_PKCS not in offered or exc.code_name not in _KEY_REFUSALS:
+                        raise
             if M.RSA_PKCS in offered:
                 return self._signer.sign(M.RSA_PKCS, digest_info(hash_alg, digest))
             self._need(
@@ -400,6 +407,13 @@ def token_private_key(signer: TokenSigner, certificate: x509.Certificate) -> Tok
 
 
 KeyResolver = Callable[[], KeyRef]
+
+
+#: what a module answers when one key refuses a mechanism the token lists
+_KEY_REFUSALS = frozenset(
+    {"CKR_KEY_TYPE_INCONSISTENT", "CKR_MECHANISM_INVALID", "CKR_KEY_FUNCTION_NOT_PERMITTED",
+     "CKR_GENERAL_ERROR", "CKR_FUNCTION_NOT_SUPPORTED"}
+)  # fmt: skip
 
 
 class _TokenKeySigner:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cps_middleware.testing._provision import softhsm_library
     from cps_middleware.testing.cps3image import VirtualCps3, build_cps3
+    from cps_middleware.testing.cps4image import VirtualCps4, build_cps4
     from cps_middleware.testing.iasecc import IasEccCard
     from cps_middleware.testing.pki import CardCredentials, CertifiedKey, TestHolder, TestPki
     from cps_middleware.testing.psc_provider import PscTestProvider
@@ -40,6 +41,8 @@ _EXPORTS = {
     "test_token_module": "testcard",
     "softhsm_library": "_provision",
     "VirtualCps3": "cps3image",
+    "VirtualCps4": "cps4image",
+    "build_cps4": "cps4image",
     "build_cps3": "cps3image",
     "IasEccCard": "iasecc",
     "MutualTlsServer": "servers",
@@ -67,7 +70,9 @@ __all__ = [
     "TestPki",
     "VirtualCard",
     "VirtualCps3",
+    "VirtualCps4",
     "build_cps3",
+    "build_cps4",
     "list_cards",
     "softhsm_library",
     "test_token_module",

@@ -113,6 +113,11 @@ class TestSslResult:
         """Why it failed, or that it worked, in English (see :meth:`reason_text`)."""
         return self.failure.value if self.failure else "the server accepted the card"
 
+    @property
+    def signature_scheme(self) -> str | None:
+        """The TLS SignatureScheme of the client signature, e.g. ``rsa_pss_rsae_sha256``."""
+        return _SCHEMES.get(self.client_signature or "")
+
     def reason_text(self, lang: str | None = None) -> str:
         """:attr:`reason` in ``lang`` (default: French unless the locale says English)."""
         code = f"tls.failure_{self.failure.name.lower()}" if self.failure else "tls.accepted"
@@ -135,7 +140,8 @@ class TestSslResult:
         if self.protocol:
             lines.append(t("tls.protocol", protocol=self.protocol, cipher=self.cipher))
         if self.client_signature:
-            lines.append(t("tls.signature", signature=self.client_signature))
+            scheme = f" ({self.signature_scheme})" if self.signature_scheme else ""
+            lines.append(t("tls.signature", signature=f"{self.client_signature}{scheme}"))
         yes_no = t("common.yes") if self.server_verified else t("common.no")
         lines.append(t("tls.server_verified", answer=yes_no))
         if self.server_chain:
@@ -153,6 +159,16 @@ class TestSslResult:
                 for k, v in self.timings_ms.items())))
         return "\n".join(lines)
 
+
+#: the signer's "<padding> <hash>" -> TLS SignatureScheme (RFC 8446 4.2.3; the
+#: rsa_pss_rsae_* schemes are the ones a card's rsaEncryption key signs)
+_SCHEMES = {
+    **{f"rsa_pss {md}": f"rsa_pss_rsae_{md}" for md in ("sha256", "sha384", "sha512")},
+    **{f"rsa_pkcs1 {md}": f"rsa_pkcs1_{md}" for md in ("sha1", "sha256", "sha384", "sha512")},
+    "ecdsa sha256": "ecdsa_secp256r1_sha256",
+    "ecdsa sha384": "ecdsa_secp384r1_sha384",
+    "ecdsa sha512": "ecdsa_secp521r1_sha512",
+}
 
 _SOURCES = ("get_unverified_chain", "pyopenssl", "leaf_only")
 
