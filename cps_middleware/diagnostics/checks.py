@@ -474,7 +474,8 @@ def check_token(ctx: CheckContext) -> Finding:
     info = cps[0]
     ctx.data["token"] = _usable_token(module, info)
     ctx.data["token_info"] = info
-    gen = CpsCard(ctx.data["token"]).generation or "CPS"  # ANS 5.2.2 names a CPS4 "IAS ECC"
+    generation = CpsCard(ctx.data["token"]).generation  # ANS 5.2.2 names a CPS4 "IAS ECC"
+    gen = generation.value if generation else "CPS"
     details.update(_token_details(info), generation=gen if gen != "CPS" else None)
     if len(cps) > 1:
         return ctx.warning(

@@ -183,8 +183,8 @@ MESSAGES: dict[str, Msg] = {
         fr="dossier des cartes (par défaut : $CPS_TEST_CARDS_DIR ou un dossier propre à l'utilisateur)",
         en='cards directory (default: $CPS_TEST_CARDS_DIR or a per-user folder)'),
     "help.h58": Msg(
-        fr='créer une carte de test (SoftHSM), ou servir une CPS3 virtuelle dans un lecteur (--virtual)',
-        en='create a test card (SoftHSM), or serve a virtual CPS3 in a reader (--virtual)'),
+        fr='créer une carte de test (SoftHSM), ou servir une CPS3 ou CPS4 virtuelle dans un lecteur (--virtual)',
+        en='create a test card (SoftHSM), or serve a virtual CPS3/CPS4 in a reader (--virtual)'),
     "help.h59": Msg(
         fr='lister les cartes de test',
         en='list the test cards'),
