@@ -228,20 +228,42 @@ def _path_without(program: str, tmp_path: Path) -> str:
     return str(bindir)
 
 
+def _can_unshare() -> bool:
+    return os.geteuid() == 0 and shutil.which("unshare") is not None
+
+
+def _demo_in_namespaces(*argv: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``cps demo`` in fresh mount and network namespaces: no pcscd socket, free vpcd ports."""
+    os.makedirs("/run/pcscd", exist_ok=True)
+    script = ("ip link set lo up && mount -t tmpfs tmpfs /run/pcscd && "
+              f"exec {sys.executable} -m cps_middleware.cli demo " + " ".join(argv))
+    env = {k: v for k, v in os.environ.items() if k != "CPS_TEST_CARDS_DIR"}
+    env.update(COLUMNS="200", **({"PATH": path} if path else {}))
+    proc = subprocess.run(["unshare", "--mount", "--net", "--fork", "sh", "-c", script],
+                          env=env, capture_output=True, text=True, timeout=180)
+    if "unshare failed" in proc.stderr or "Operation not permitted" in proc.stderr:
+        pytest.skip(f"namespaces not available: {proc.stderr.strip()[:200]}")
+    return proc
+
+
 @pytest.mark.slow
 def test_demo_without_pcscd_runs_on_pkcs11_with_a_french_note(tmp_path: Path) -> None:
-    proc = _cli("demo", env={"PATH": _path_without("pcscd", tmp_path)})
+    """pcscd not installed and none running: the whole demo on the PKCS#11 path, one note."""
+    if not _can_unshare():
+        pytest.skip("needs root and unshare (a machine view without the running pcscd)")
+    path = _path_without("pcscd", tmp_path)
+    proc = _demo_in_namespaces(path=path)
     out = proc.stdout
     assert proc.returncode == EXIT_OK, out + proc.stderr
     notes = [ln for ln in out.splitlines() if ln.startswith("Remarque : ")]
-    if shutil.which("pcscd") is None or not notes:  # a pcscd with the virtual reader runs here
-        assert "Puce CPS3 virtuelle insérée" in out
-        return
-    assert len(notes) == 1 and "PKCS#11" in notes[0] and "apt-get install pcscd" in notes[0]
-    assert "scripts/" not in out + proc.stderr
+    assert len(notes) == 1, out
+    assert "le service pcscd n'est pas installé" in notes[0] and "PKCS#11" in notes[0]
+    assert "apt-get install pcscd vsmartcard-vpcd" in notes[0]
+    assert "scripts/" not in out + proc.stderr and "Puce CPS3 virtuelle" not in out
     assert "Tout fonctionne." in out and "Non nécessaire : la carte de test logicielle" in out
-    proc = _cli("--lang", "en", "demo", env={"PATH": _path_without("pcscd", tmp_path / "en")})
-    assert proc.returncode == EXIT_OK and "Note: no virtual reader" in proc.stdout
+    proc = _demo_in_namespaces("--lang", "en", path=path)
+    assert proc.returncode == EXIT_OK and "Note: no virtual reader (pcscd is not installed)" \
+        in proc.stdout, proc.stdout
 
 
 def test_demo_on_a_port_without_a_virtual_reader_runs_on_pkcs11() -> None:
@@ -254,21 +276,11 @@ def test_demo_on_a_port_without_a_virtual_reader_runs_on_pkcs11() -> None:
 
 @pytest.mark.slow
 def test_demo_starts_and_stops_its_own_pcscd() -> None:
-    """In fresh mount and network namespaces (no pcscd socket, free vpcd ports): the demo
-    starts pcscd with the vpcd readers, uses the virtual reader, and stops it by PID."""
-    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("pcscd") is None:
+    """No pcscd runs: the demo starts pcscd with the vpcd readers, uses the virtual reader,
+    and stops it by PID."""
+    if not _can_unshare() or shutil.which("pcscd") is None:
         pytest.skip("needs root, unshare and pcscd")
-    script = (
-        "ip link set lo up && mount -t tmpfs tmpfs /run/pcscd && "
-        f"exec {sys.executable} -m cps_middleware.cli demo"
-    )
-    os.makedirs("/run/pcscd", exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "CPS_TEST_CARDS_DIR"}
-    proc = subprocess.run(["unshare", "--mount", "--net", "--fork", "sh", "-c", script],
-                          env=dict(env, COLUMNS="200"), capture_output=True, text=True,
-                          timeout=180)
-    if "unshare failed" in proc.stderr or "Operation not permitted" in proc.stderr:
-        pytest.skip(f"namespaces not available: {proc.stderr.strip()[:200]}")
+    proc = _demo_in_namespaces()
     out = proc.stdout
     assert proc.returncode == EXIT_OK, out + proc.stderr
     started = re.search(r"Service pcscd démarré pour la démo \(PID (\d+), arrêté à la fin\)", out)
