@@ -30,7 +30,6 @@ import numpy.typing as npt
 from asn1crypto import algos as _aalgos
 from asn1crypto import x509 as _ax509
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
@@ -64,6 +63,7 @@ __all__: list[str] = []  # private module
 
 _MAX_PATHS = 64  # candidate paths kept per CA certificate
 _MAX_GROUPS = 65536  # (issuer name, key id) pairs remembered
+_MAX_GOOD = 4096  # names and extension values known to be readable (a cache)
 NEVER = np.iinfo(np.int64).min
 FOREVER = np.iinfo(np.int64).max
 _S = Status
@@ -210,14 +210,22 @@ def _ed_verifier(key: ed25519.Ed25519PublicKey | ed448.Ed448PublicKey) -> Verify
 # --- time helpers -------------------------------------------------------------------
 
 
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+
+
 def stamp_text(stamp: bytes | int) -> str:
     if isinstance(stamp, bytes):
         stamp = _der.time_to_epoch(stamp)
-    return _dt.datetime.fromtimestamp(stamp, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return _dt_of(stamp).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (ValueError, OverflowError):
+        return f"{stamp} s after 1970"
 
 
 def _dt_of(epoch: int) -> _dt.datetime:
-    return _dt.datetime.fromtimestamp(epoch, _dt.UTC)
+    # not fromtimestamp: it refuses years before 1 on some platforms and
+    # dates before 1970 on others
+    return _EPOCH + _dt.timedelta(seconds=epoch)
 
 
 class _Window:
@@ -273,8 +281,8 @@ class _Crl:
     entries: _Entries
 
 
-# serial (INTEGER content) -> (revocation time, reason code or -1, invalidity time or None)
-_Entries = dict[bytes, tuple[int, int, int | None]]
+# serial number -> (revocation time, reason code or -1, invalidity time or None)
+_Entries = dict[int, tuple[int, int, int | None]]
 
 
 @dataclass
@@ -375,6 +383,8 @@ class Engine:
                 self._add_ca(der, anchor)
         self.by_subject: dict[bytes, list[int]] = {}
         self.by_name_key: dict[str, list[int]] = {}
+        self._name_cap = 4 * max((len(ca.facts[F_SUBJECT]) for ca in self.cas), default=0) + 64
+        self._good: dict[bytes, None] = {}  # names / extensions known to be readable
         for ca in self.cas:
             self.by_subject.setdefault(ca.facts[F_SUBJECT], []).append(ca.id)
             k = _name_key(ca.facts[F_SUBJECT])
@@ -404,10 +414,12 @@ class Engine:
     def _add_ca(self, der: bytes, anchor: bool) -> None:
         try:
             facts = _der.parse_certificate(der)
+            _der.check_certificate(der, facts, {})
             cert = x509.load_der_x509_certificate(der)
             key = cert.public_key()
+            cert.extensions  # noqa: B018 (every extension of a CA must parse)
             nb, na = (int(x) for x in _der.times_to_epoch([facts[F_NB], facts[F_NA]]))
-        except (DerError, ValueError, UnsupportedAlgorithm) as exc:
+        except Exception as exc:  # DerError, ValueError, UnsupportedAlgorithm ...
             self.problems.append(f"CA certificate set aside: {exc}")
             return
         label = _cn(cert)
@@ -438,6 +450,10 @@ class Engine:
         """Candidate issuer CA ids: same name (bytes, else RFC 5280 comparison), same key id."""
         cands = self.by_subject.get(issuer)
         if cands is None:
+            # the RFC 5280 comparison costs microseconds per byte: a name much
+            # longer than any CA's cannot match (whitespace folding shortens)
+            if len(issuer) > self._name_cap:
+                return []
             k = _name_key(issuer)
             cands = self.by_name_key.get(k, []) if k is not None else []
         if aki is not None:
@@ -482,6 +498,12 @@ class Engine:
         return ids
 
     def _add_crl(self, der: bytes) -> None:
+        try:
+            self._add_crl_checked(der)
+        except Exception as exc:
+            self.problems.append(f"CRL set aside: unreadable ({exc})")
+
+    def _add_crl_checked(self, der: bytes) -> None:
         try:
             crl = x509.load_der_x509_crl(der)
             issuer = crl.issuer.public_bytes()
@@ -631,7 +653,7 @@ class Engine:
         return st
 
     def revocation_check(
-        self, st: _CrlState, serial: bytes, who: str, w: _Window | None
+        self, st: _CrlState, serial: int, who: str, w: _Window | None
     ) -> tuple[Status, str, Revocation | None] | None:
         """None when the certificate passes; else (status, reason, revocation)."""
         mode = self.config.revocation
@@ -898,6 +920,7 @@ class Engine:
         status, detail = out.status, out.detail
         parse = _der.parse_certificate
         groups = self.groups
+        good = self._good
         idx: list[int] = []
         facts: list[tuple[Any, ...]] = []
         pcs: list[int] = []
@@ -921,6 +944,15 @@ class Engine:
             sig, tbs = f[F_SIG], f[F_TBS]
             for verify, pc, _label in vs:
                 if not isinstance(verify, str) and verify(sig, tbs):
+                    # signed by a known CA: now what the walk did not read
+                    if len(good) >= _MAX_GOOD:
+                        good.clear()
+                    try:
+                        _der.check_certificate(der, f, good)
+                    except DerError as exc:
+                        status[i] = _S.MALFORMED
+                        detail[i] = (f"malformed certificate: {exc}", None)
+                        break
                     idx.append(i)
                     facts.append(f)
                     pcs.append(pc)

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from cps_middleware.errors import ValidationSetupError
 from cps_middleware.validation import _der
-from cps_middleware.validation._engine import Config, Engine, worker_init, worker_run
+from cps_middleware.validation._engine import Chunk, Config, Engine, worker_init, worker_run
 from cps_middleware.validation.results import BatchResult, Status, ValidationResult
 from cps_middleware.validation.store import CertificateSource, TrustStore, load_crls
 
@@ -116,7 +116,13 @@ class ValidatorBuilder:
         out: list[bytes] = []
         for c in crls:
             if isinstance(c, x509.CertificateRevocationList):
-                out.append(c.public_bytes(Encoding.DER))
+                try:
+                    der = c.public_bytes(Encoding.DER)
+                except Exception as exc:
+                    raise ValidationSetupError(
+                        f"unreadable CRL: {exc}", function="ValidatorBuilder.crls"
+                    ) from exc
+                out.extend(load_crls(der))
             elif isinstance(c, bytes | bytearray | str | os.PathLike):
                 out.extend(load_crls(bytes(c) if isinstance(c, bytearray) else c))
             else:
@@ -326,9 +332,20 @@ class Validator:
                     )
         return BatchResult(out)  # type: ignore[arg-type]
 
+    def _run_here(self, ders: list[bytes], t: int) -> Any:
+        """The engine on one part; a certificate that makes it fail is MALFORMED
+        on its own (the rest of the batch keeps its verdicts)."""
+        try:
+            return self._engine.run(ders, t)
+        except Exception:
+            if len(ders) == 1:
+                return _failed_chunk(1)
+            parts = [self._run_here([d], t) for d in ders]
+            return _concat_chunks(parts)
+
     def _run(self, ders: list[bytes], t: int) -> list[Any]:
         if self._workers <= 1 or len(ders) < _PARALLEL_MIN:
-            return [self._engine.run(ders, t)]
+            return [self._run_here(ders, t)]
         # Parts small enough to balance the load (the workers and this process
         # take the next part when they are done), large enough to keep the
         # per-part cost (pickling, numpy set-up) small.
@@ -346,7 +363,7 @@ class Validator:
             while nxt < len(parts):
                 j = nxt
                 nxt += 1
-                out[j] = self._engine.run(parts[j], t)
+                out[j] = self._run_here(parts[j], t)
                 for f in [f for f in pending if f.done()]:
                     out[pending.pop(f)] = f.result()
                     if nxt < len(parts):
@@ -358,7 +375,7 @@ class Validator:
             self.close()
             for j, part in enumerate(parts):
                 if out[j] is None:
-                    out[j] = self._engine.run(part, t)
+                    out[j] = self._run_here(part, t)
         return out
 
     def _get_pool(self) -> ProcessPoolExecutor:
@@ -416,6 +433,32 @@ class Validator:
                         )
                     )
         return results
+
+
+def _failed_chunk(n: int) -> Chunk:
+    return Chunk(
+        np.full(n, int(Status.MALFORMED), dtype=np.uint8),
+        np.full(n, -1, dtype=np.int32),
+        np.full(n, 0, dtype=np.int64),
+        np.full(n, 0, dtype=np.int64),  # an empty window: never served from the memo
+        {j: ("malformed certificate: it could not be judged", None) for j in range(n)},
+    )
+
+
+def _concat_chunks(parts: list[Chunk]) -> Chunk:
+    detail: dict[int, Any] = {}
+    k = 0
+    for p in parts:
+        for j, d in p.detail.items():
+            detail[k + j] = d
+        k += len(p.status)
+    return Chunk(
+        np.concatenate([p.status for p in parts]),
+        np.concatenate([p.path for p in parts]),
+        np.concatenate([p.lo for p in parts]),
+        np.concatenate([p.hi for p in parts]),
+        detail,
+    )
 
 
 def _certificates(certs: Iterable[CertificateSource], what: str) -> list[x509.Certificate]:
