@@ -8,6 +8,7 @@ input. Trust stores: :func:`igc_sante` (the nine production CAs, shipped) and
 :func:`igc_sante_test` (the TEST hierarchy, from certificates you give).
 """
 
+from cps_middleware.validation._engine import PROFILES, RULES
 from cps_middleware.validation.results import BatchResult, Revocation, Status, ValidationResult
 from cps_middleware.validation.store import (
     TrustStore,
@@ -19,6 +20,8 @@ from cps_middleware.validation.store import (
 from cps_middleware.validation.validator import Validator, ValidatorBuilder
 
 __all__ = [
+    "PROFILES",
+    "RULES",
     "BatchResult",
     "Revocation",
     "Status",

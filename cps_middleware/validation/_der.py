@@ -12,6 +12,7 @@ bad input and nothing else; callers turn it into a ``MALFORMED`` result.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ OID_SKI = bytes.fromhex("551d0e")  # 2.5.29.14
 OID_AKI = bytes.fromhex("551d23")  # 2.5.29.35
 OID_SAN = bytes.fromhex("551d11")  # 2.5.29.17
 OID_NAME_CONSTRAINTS = bytes.fromhex("551d1e")  # 2.5.29.30
+OID_CRL_DP = bytes.fromhex("551d1f")  # 2.5.29.31
 OID_CRL_REASON = bytes.fromhex("551d15")  # 2.5.29.21
 OID_INVALIDITY_DATE = bytes.fromhex("551d18")  # 2.5.29.24
 OID_ANY_POLICY = bytes.fromhex("551d2000")  # 2.5.29.32.0
@@ -292,7 +294,13 @@ def _octets(b: bytes, s: int, e: int) -> bytes:
     F_SAN,
     F_NC,
     F_CHECK,
-) = range(20)
+    F_PRESENT,
+    F_CRITMASK,
+    F_CRLDP,
+) = range(23)
+
+# bits of F_PRESENT / F_CRITMASK: 1 << kind, for the extensions of _KINDS
+X_KU, X_BC, X_AKI, X_SKI, X_POLICIES, X_EKU, X_SAN, X_NC, X_CRLDP = (1 << k for k in range(1, 10))
 
 CertFacts = tuple[Any, ...]
 
@@ -336,6 +344,7 @@ _KINDS = {
     OID_EXT_KEY_USAGE: 6,
     OID_SAN: 7,  # kept for name constraints; may be critical (empty subject)
     OID_NAME_CONSTRAINTS: 8,
+    OID_CRL_DP: 9,  # read for CRL scope (partitioned CRLs)
 }
 
 # Largest certificate read (real ones are 1-3 KiB): refused before any per-byte work.
@@ -437,6 +446,9 @@ def _parse_certificate(der: bytes) -> CertFacts:
     san = None
     nc = None
     check: list[bytes] = []
+    crldp = None
+    present = 0
+    critmask = 0
     while i < te:
         tag, cs, ce = tlv(der, i, te)
         if tag in (0x81, 0x82):  # issuer/subject unique IDs
@@ -492,6 +504,9 @@ def _parse_certificate(der: bytes) -> CertFacts:
             if der[oe] != 0x04 or ve != ee:
                 raise DerError("bad extension value")
             kind = kinds.get(oid, 0)
+            present |= 1 << kind
+            if crit:
+                critmask |= 1 << kind
             if kind != 4 and kind != 7 and oid in _PARSED_BY_CRYPTOGRAPHY:
                 check.append(der[xs:ee])
             if kind == 0:
@@ -526,6 +541,8 @@ def _parse_certificate(der: bytes) -> CertFacts:
                 san = der[vs:ve]
             elif kind == 8:
                 nc = der[vs:ve]
+            elif kind == 9:
+                crldp = der[vs:ve]
             xs = ee
         if len(oids) != len(set(oids)):
             raise DerError("duplicate extension")
@@ -551,6 +568,9 @@ def _parse_certificate(der: bytes) -> CertFacts:
         san,
         nc,
         tuple(check),
+        present,
+        critmask,
+        crldp,
     )
 
 
@@ -846,7 +866,12 @@ def check_certificate(der: bytes, f: CertFacts, good: dict[bytes, None]) -> None
     _epoch_one(f[F_NB])  # impossible dates first: the clearer reason
     _epoch_one(f[F_NA])
     try:
-        cert = x509.load_der_x509_certificate(der)
+        if f[F_SERIAL] > 0:
+            cert = x509.load_der_x509_certificate(der)
+        else:  # cryptography warns; the validator's serial_not_positive rule reports it
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cert = x509.load_der_x509_certificate(der)
     except Exception as exc:  # ValueError, InvalidVersion ...
         raise DerError(f"not a certificate cryptography can read ({_short(exc)})") from None
     try:
@@ -871,3 +896,55 @@ def check_certificate(der: bytes, f: CertFacts, good: dict[bytes, None]) -> None
 def _short(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) < 160 else text[:157] + "..."
+
+
+def _dp_name(b: bytes, s: int, e: int) -> frozenset[bytes]:
+    """A DistributionPointName (the content of its [0] EXPLICIT wrapper) → name tokens:
+    each fullName GeneralName TLV, or the nameRelativeToCRLIssuer TLV."""
+    tag, cs, ce = _tlv(b, s, e)
+    if ce != e:
+        raise DerError("bad DistributionPointName")
+    if tag == 0xA1:
+        return frozenset([b[s:e]])
+    if tag != 0xA0:
+        raise DerError("bad DistributionPointName")
+    out = []
+    while cs < ce:
+        _, _, ne = _tlv(b, cs, ce)
+        out.append(b[cs:ne])
+        cs = ne
+    return frozenset(out)
+
+
+def crl_dp_names(value: bytes) -> frozenset[bytes]:
+    """Every distribution point name of a cRLDistributionPoints extnValue (CRL scope)."""
+    try:
+        tag, s, e = _tlv(value, 0, len(value))
+        if tag != 0x30 or e != len(value):
+            raise DerError("bad cRLDistributionPoints")
+        out: set[bytes] = set()
+        while s < e:
+            tag, ds, de = _tlv(value, s, e)
+            if tag != 0x30:
+                raise DerError("bad DistributionPoint")
+            if ds < de and value[ds] == 0xA0:
+                _, ns, ne = _tlv(value, ds, de)
+                out |= _dp_name(value, ns, ne)
+            s = de
+        return frozenset(out)
+    except IndexError:
+        raise DerError("truncated cRLDistributionPoints") from None
+
+
+def idp_names(value: bytes) -> frozenset[bytes] | None:
+    """The distributionPoint names of an issuingDistributionPoint extnValue (None if absent)."""
+    try:
+        tag, s, e = _tlv(value, 0, len(value))
+        if tag != 0x30 or e != len(value):
+            raise DerError("bad issuingDistributionPoint")
+        if s < e and value[s] == 0xA0:
+            _, ns, ne = _tlv(value, s, e)
+            return _dp_name(value, ns, ne)
+        return None
+    except IndexError:
+        raise DerError("truncated issuingDistributionPoint") from None

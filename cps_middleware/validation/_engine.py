@@ -39,6 +39,8 @@ from cps_middleware.validation._der import (
     F_AKI,
     F_CA,
     F_CRITICAL,
+    F_CRITMASK,
+    F_CRLDP,
     F_EKU,
     F_ISSUER,
     F_KU,
@@ -47,6 +49,7 @@ from cps_middleware.validation._der import (
     F_NC,
     F_PATHLEN,
     F_POLICIES,
+    F_PRESENT,
     F_SAN,
     F_SERIAL,
     F_SIG,
@@ -82,6 +85,98 @@ class Config:
     policies: tuple[bytes, ...] | None = None  # raw OIDs acceptable (explicit policy)
     max_depth: int = 8  # most intermediate CAs between a certificate and its anchor
     revocation: str = "off"  # "off" | "soft" | "hard"
+    profile: str = "card"  # "card" | "pkix": what an end-entity certificate may lack
+    relaxed: frozenset[str] = frozenset()  # RULES not enforced
+    # path building: candidate paths per CA certificate, CA signature checks in all
+    budget: tuple[int, int] = (64, 256)
+
+
+# RFC 5280 rules on what certificate and CRL issuers produce, enforced unless
+# relaxed by name (ValidatorBuilder.relax). name -> RFC 5280 section.
+RULES: dict[str, str] = {
+    "serial_not_positive": "4.1.2.2",
+    "aki_missing": "4.2.1.1",
+    "aki_critical": "4.2.1.1",
+    "ski_missing": "4.2.1.2",
+    "ski_critical": "4.2.1.2",
+    "ca_empty_subject": "4.1.2.6",
+    "basic_constraints_not_critical": "4.2.1.9",
+    "key_cert_sign_without_ca": "4.2.1.3",
+    "eku_empty": "4.2.1.12",
+    "name_constraints_not_critical": "4.2.1.10",
+    "empty_subject_without_critical_san": "4.2.1.6",
+    "crl_number_missing": "5.2.3",
+    "crl_number_critical": "5.2.3",
+}
+# What the "pkix" profile asks of an end-entity certificate and the "card"
+# profile (IGC-Santé card certificates) does not.
+PROFILE_RULES: dict[str, str] = {
+    "san_missing": "an end-entity certificate without subjectAltName",
+    "non_repudiation_only": "a keyUsage with nonRepudiation and without digitalSignature",
+}
+PROFILES = ("card", "pkix")
+
+
+def rule_violation(f: tuple[Any, ...], relaxed: frozenset[str]) -> tuple[str, str] | None:
+    """The first RFC 5280 issuer rule the certificate breaks: (rule, reason), or None."""
+    ca = f[F_CA]
+    present = f[F_PRESENT]
+    crit = f[F_CRITMASK]
+    subject_empty = f[F_SUBJECT] == b"\x30\x00"
+    found: list[tuple[str, str]] = []
+    if f[F_SERIAL] <= 0:
+        found.append(("serial_not_positive", f"its serial number {f[F_SERIAL]} is not positive"))
+    if f[F_AKI] is None and f[F_SUBJECT] != f[F_ISSUER]:
+        found.append(("aki_missing", "it has no authorityKeyIdentifier key identifier"))
+    if crit & _der.X_AKI:
+        found.append(("aki_critical", "its authorityKeyIdentifier is marked critical"))
+    if crit & _der.X_SKI:
+        found.append(("ski_critical", "its subjectKeyIdentifier is marked critical"))
+    if ca and not present & _der.X_SKI:
+        found.append(("ski_missing", "a CA certificate without subjectKeyIdentifier"))
+    if ca and subject_empty:
+        found.append(("ca_empty_subject", "a CA certificate with an empty subject"))
+    if ca and not crit & _der.X_BC:
+        found.append(
+            (
+                "basic_constraints_not_critical",
+                "a CA certificate whose basicConstraints is not critical",
+            )
+        )
+    if not ca and f[F_KU] != -1 and f[F_KU] & _der.KU_KEY_CERT_SIGN:
+        found.append(
+            ("key_cert_sign_without_ca", "keyCertSign asserted without basicConstraints cA")
+        )
+    if f[F_EKU] is not None and not f[F_EKU]:
+        found.append(("eku_empty", "an empty extendedKeyUsage"))
+    if present & _der.X_NC and not crit & _der.X_NC:
+        found.append(("name_constraints_not_critical", "nameConstraints not marked critical"))
+    if subject_empty and not crit & _der.X_SAN:
+        found.append(
+            (
+                "empty_subject_without_critical_san",
+                "an empty subject without a critical subjectAltName",
+            )
+        )
+    for rule, why in found:
+        if rule not in relaxed:
+            return rule, f"{why} (RFC 5280 {RULES[rule]}; relax with '{rule}')"
+    return None
+
+
+def profile_violation(f: tuple[Any, ...], profile: str) -> tuple[str, str] | None:
+    """What the end-entity profile refuses: (code, reason), or None."""
+    if profile == "card":
+        return None
+    if not f[F_PRESENT] & _der.X_SAN:
+        return "san_missing", f"{PROFILE_RULES['san_missing']} (the card profile accepts it)"
+    ku = f[F_KU]
+    if ku != -1 and ku & 2 and not ku & 1:
+        return (
+            "non_repudiation_only",
+            f"{PROFILE_RULES['non_repudiation_only']} (the card profile accepts it)",
+        )
+    return None
 
 
 # --- signature algorithms ---------------------------------------------------------
@@ -279,6 +374,9 @@ class _Crl:
     delta_base: int | None  # set for a delta CRL
     scope: str  # "all" | "ee" | "ca"
     entries: _Entries
+    partition: bytes = b""  # the issuingDistributionPoint (DER), b"" if none
+    dps: frozenset[bytes] | None = None  # its distributionPoint names (None: any)
+    reasons: int = 0  # the reasons it covers (bits of _REASON_BITS)
 
 
 # serial number -> (revocation time, reason code or -1, invalidity time or None)
@@ -293,6 +391,27 @@ class _CrlState:
     next_update: int | None
     lo: int
     hi: int
+    partial: bool = False  # the CRLs in force do not cover every reason
+    note: str | None = None  # why no CRL is there (a result code), if known
+
+
+# ReasonFlags bit numbers (RFC 5280 5.2.5 onlySomeReasons)
+_REASON_BITS = {
+    "key_compromise": 1,
+    "ca_compromise": 2,
+    "affiliation_changed": 3,
+    "superseded": 4,
+    "cessation_of_operation": 5,
+    "certificate_hold": 6,
+    "privilege_withdrawn": 7,
+    "aa_compromise": 8,
+}
+_ALL_REASONS = 0b111111110
+_NOTES = {
+    "crl_indirect": "an indirect CRL, not supported",
+    "crl_number_missing": "no CRLNumber, RFC 5280 5.2.3",
+    "crl_number_critical": "CRLNumber marked critical, RFC 5280 5.2.3",
+}
 
 
 @dataclass
@@ -307,6 +426,7 @@ class _PathVerdict:
     out_of_date: bool = False  # a CA of the path is outside its validity period
     # name constraints of the path's CAs, which the certificates below must meet
     nc: tuple[_names.Constraints, ...] = ()
+    code: str = ""  # the result code (a rule name for NONCONFORMING)
 
 
 @dataclass
@@ -396,6 +516,9 @@ class Engine:
         for ca in self.cas:
             self._paths_of[ca.id] = self._build_paths(ca.id)
         self.crls: dict[tuple[bytes, bytes], list[_Crl]] = {}
+        self.crl_notes: dict[bytes, str] = {}  # issuer name -> why its CRL was set aside
+        self._partitioned: set[tuple[bytes, bytes]] = set()  # issuers with IDP-scoped CRLs
+        self._dp_cache: dict[bytes, frozenset[bytes]] = {}
         for der in config.crls:
             self._add_crl(der)
         self.groups: dict[tuple[bytes, bytes | None], _Group] = {}
@@ -405,7 +528,7 @@ class Engine:
         self._win = (0, -1)
         self._path_verdicts: list[_PathVerdict] = []
         self._pc_best: list[tuple[int, _PathVerdict]] = []
-        self._crl_states: dict[tuple[tuple[bytes, bytes], bool], _CrlState] = {}
+        self._crl_states: dict[Any, _CrlState] = {}
         # candidate id -> its valid paths and their name constraints (per prepare)
         self._nc_cands: dict[int, list[tuple[int, tuple[_names.Constraints, ...]]]] = {}
 
@@ -504,58 +627,77 @@ class Engine:
             self.problems.append(f"CRL set aside: unreadable ({exc})")
 
     def _add_crl_checked(self, der: bytes) -> None:
-        try:
-            crl = x509.load_der_x509_crl(der)
-            issuer = crl.issuer.public_bytes()
-            raw, bad_entry_ext = _der.parse_crl_entries(der)
-            # every date of the list converted at once
-            dates = _der.times_to_epoch([e[0] for e in raw.values()]).tolist()
-            inv_stamps = [e[2] for e in raw.values() if e[2] is not None]
-            inv = iter(_der.times_to_epoch(inv_stamps).tolist())
-            entries: _Entries = {
-                serial: (d, e[1], next(inv) if e[2] is not None else None)
-                for (serial, e), d in zip(raw.items(), dates, strict=True)
-            }
-        except (ValueError, DerError) as exc:
-            self.problems.append(f"CRL set aside: unreadable ({exc})")
-            return
+        crl = x509.load_der_x509_crl(der)
+        issuer = crl.issuer.public_bytes()
+        raw, bad_entry_ext = _der.parse_crl_entries(der)
+        # every date of the list converted at once
+        dates = _der.times_to_epoch([e[0] for e in raw.values()]).tolist()
+        inv_stamps = [e[2] for e in raw.values() if e[2] is not None]
+        inv = iter(_der.times_to_epoch(inv_stamps).tolist())
+        entries: _Entries = {
+            serial: (d, e[1], next(inv) if e[2] is not None else None)
+            for (serial, e), d in zip(raw.items(), dates, strict=True)
+        }
         label = f"CRL of {_name_text(issuer)} (thisUpdate {crl.last_update_utc:%Y-%m-%d})"
+
+        def aside(why: str, note: str | None = None) -> None:
+            self.problems.append(f"{label} set aside: {why}")
+            if note is not None:
+                self.crl_notes[issuer] = note
+
         if bad_entry_ext is not None:
-            self.problems.append(
-                f"{label} set aside: unhandled critical entry extension "
-                f"{_der.oid_text(bad_entry_ext)} (indirect CRLs are not supported)"
+            # certificateIssuer (indirect CRLs) or another critical entry extension
+            return aside(
+                f"unhandled critical entry extension {_der.oid_text(bad_entry_ext)} "
+                "(indirect CRLs are not supported)",
+                "crl_indirect",
             )
-            return
+        relaxed = self.config.relaxed
         scope = "all"
-        number = 0
+        number: int | None = None
+        number_critical = False
         delta_base = None
-        try:
-            exts = crl.extensions
-        except ValueError as exc:
-            self.problems.append(f"{label} set aside: bad extensions ({exc})")
-            return
-        for ext in exts:
+        partition = b""
+        dps: frozenset[bytes] | None = None
+        reasons = _ALL_REASONS
+        for ext in crl.extensions:
             oid = ext.oid
             if oid == ExtensionOID.CRL_NUMBER:
                 number = ext.value.crl_number
+                number_critical = ext.critical
             elif oid == ExtensionOID.DELTA_CRL_INDICATOR:
                 delta_base = ext.value.crl_number
             elif oid == ExtensionOID.ISSUING_DISTRIBUTION_POINT:
                 idp = ext.value
-                if idp.indirect_crl or idp.only_some_reasons or idp.only_contains_attribute_certs:
-                    self.problems.append(f"{label} set aside: partial or indirect CRL")
-                    return
+                if idp.indirect_crl:
+                    return aside("an indirect CRL (not supported)", "crl_indirect")
+                if idp.only_contains_attribute_certs:
+                    return aside("it covers attribute certificates only")
                 if idp.only_contains_user_certs:
                     scope = "ee"
                 elif idp.only_contains_ca_certs:
                     scope = "ca"
+                if idp.only_some_reasons:
+                    reasons = 0
+                    for flag in idp.only_some_reasons:
+                        reasons |= 1 << _REASON_BITS.get(flag.name, 0)
+                    reasons &= _ALL_REASONS
+                partition = ext.value.public_bytes()
+                dps = _der.idp_names(partition)
             elif oid in (ExtensionOID.AUTHORITY_KEY_IDENTIFIER, ExtensionOID.FRESHEST_CRL):
                 pass
             elif ext.critical:
-                self.problems.append(
-                    f"{label} set aside: unhandled critical extension {oid.dotted_string}"
-                )
-                return
+                return aside(f"unhandled critical extension {oid.dotted_string}")
+        if number is None and "crl_number_missing" not in relaxed:
+            return aside(
+                "no CRLNumber (RFC 5280 5.2.3; relax with 'crl_number_missing')",
+                "crl_number_missing",
+            )
+        if number_critical and "crl_number_critical" not in relaxed:
+            return aside(
+                "CRLNumber marked critical (RFC 5280 5.2.3; relax with 'crl_number_critical')",
+                "crl_number_critical",
+            )
         # The CRL must be signed by a CA of that name allowed to sign CRLs; it
         # then covers the certificates that CA (name + key) issued.
         signers = []
@@ -569,21 +711,25 @@ class Engine:
             except (TypeError, ValueError):
                 continue
         if not signers:
-            self.problems.append(f"{label} set aside: no known CA of that name signed it")
-            return
+            return aside("no known CA of that name signed it")
         this_update = int(crl.last_update_utc.timestamp())
         nu = crl.next_update_utc
         item = _Crl(
             label=label,
             this_update=this_update,
             next_update=int(nu.timestamp()) if nu is not None else None,
-            number=number,
+            number=number or 0,
             delta_base=delta_base,
             scope=scope,
             entries=entries,
+            partition=partition,
+            dps=dps,
+            reasons=reasons,
         )
         for k in dict.fromkeys(signers):
             self.crls.setdefault(k, []).append(item)
+            if dps is not None:
+                self._partitioned.add(k)
 
     # -- time-dependent issuer side ---------------------------------------------------
 
@@ -608,58 +754,129 @@ class Engine:
             lo, hi = max(lo, st.lo), min(hi, st.hi)
         self._win = (lo, hi)
 
-    def crl_state(self, key: tuple[bytes, bytes], for_ca: bool, t: int) -> _CrlState:
-        st = self._crl_states.get((key, for_ca))
+    def dps_of(self, key: tuple[bytes, bytes], f: tuple[Any, ...]) -> frozenset[bytes] | None:
+        """The certificate's CRL distribution point names, when its issuer has
+        partitioned CRLs (else None: they do not matter)."""
+        if key not in self._partitioned:
+            return None
+        raw = f[F_CRLDP]
+        if raw is None:
+            return frozenset()
+        got = self._dp_cache.get(raw)
+        if got is None:
+            try:
+                got = _der.crl_dp_names(raw)
+            except DerError:
+                got = frozenset()
+            if len(self._dp_cache) >= _MAX_GOOD:
+                self._dp_cache.clear()
+            self._dp_cache[raw] = got
+        return got
+
+    def crl_state(
+        self,
+        key: tuple[bytes, bytes],
+        for_ca: bool,
+        t: int,
+        dps: frozenset[bytes] | None = None,
+    ) -> _CrlState:
+        """The revocation information for certificates of one issuer (CA name + key),
+        CA or end-entity, with these CRL distribution points (RFC 5280 6.3.3):
+        per CRL scope (issuingDistributionPoint) the newest complete CRL in
+        force and its newest delta; the certificate is covered when these
+        together cover every reason."""
+        ck = (key, for_ca, dps)
+        st = self._crl_states.get(ck)
         if st is not None:
             return st
         w = _Window(t)
         scope_ok = ("all", "ca") if for_ca else ("all", "ee")
-        full: _Crl | None = None
-        best_delta: _Crl | None = None
         crls = self.crls.get(key, [])
         for c in crls:
             w.bp(c.this_update)
             if c.next_update is not None:
                 w.bp(c.next_update + 1)
+
+        def applies(c: _Crl) -> bool:
+            # 6.3.3 (b)(2)(i): a distributionPoint in the IDP must name one of
+            # the certificate's distribution points
+            if c.scope not in scope_ok or c.this_update > t:
+                return False
+            return c.dps is None or (dps is not None and bool(c.dps & dps))
+
+        best: dict[bytes, _Crl] = {}  # newest complete CRL per scope
         for c in crls:
-            if c.scope not in scope_ok or c.this_update > t or c.delta_base is not None:
-                continue
-            if full is None or (c.number, c.this_update) > (full.number, full.this_update):
-                full = c
-        if full is None:
-            st = _CrlState(None, False, "", None, w.lo, w.hi)
+            if c.delta_base is None and applies(c):
+                cur = best.get(c.partition)
+                if cur is None or (c.number, c.this_update) > (cur.number, cur.this_update):
+                    best[c.partition] = c
+        note = self.crl_notes.get(key[0])
+        if not best:
+            st = _CrlState(None, False, "", None, w.lo, w.hi, note=note)
         else:
-            entries = full.entries
-            for c in crls:
-                if (
-                    c.delta_base is not None
-                    and c.scope in scope_ok
-                    and c.delta_base <= full.number < c.number
-                    and c.this_update <= t
-                    and (c.next_update is None or t <= c.next_update)
-                    and (best_delta is None or c.number > best_delta.number)
-                ):
-                    best_delta = c
-            if best_delta is not None:
-                entries = dict(entries)
-                for serial, e in best_delta.entries.items():
-                    if e[1] == 8:  # removeFromCRL
-                        entries.pop(serial, None)
-                    else:
-                        entries[serial] = e
-            stale = full.next_update is not None and t > full.next_update
-            st = _CrlState(entries, stale, full.label, full.next_update, w.lo, w.hi)
-        self._crl_states[(key, for_ca)] = st
+            entries: _Entries = {}
+            covered = 0
+            stale_of: _Crl | None = None
+            for part, full in best.items():
+                part_entries = full.entries
+                delta: _Crl | None = None
+                for c in crls:
+                    if (
+                        c.delta_base is not None
+                        and c.partition == part
+                        and applies(c)
+                        and c.delta_base <= full.number < c.number
+                        and (c.next_update is None or t <= c.next_update)
+                        and (delta is None or c.number > delta.number)
+                    ):
+                        delta = c
+                if delta is not None:
+                    part_entries = dict(part_entries)
+                    for serial, e in delta.entries.items():
+                        if e[1] == 8:  # removeFromCRL
+                            part_entries.pop(serial, None)
+                        else:
+                            part_entries[serial] = e
+                for serial, e in part_entries.items():
+                    entries.setdefault(serial, e)
+                covered |= full.reasons
+                if full.next_update is not None and t > full.next_update and stale_of is None:
+                    stale_of = full
+            first = next(iter(best.values()))
+            shown = stale_of or first
+            st = _CrlState(
+                entries,
+                stale_of is not None,
+                shown.label,
+                shown.next_update,
+                w.lo,
+                w.hi,
+                partial=covered != _ALL_REASONS,
+            )
+        self._crl_states[ck] = st
         return st
 
     def revocation_check(
         self, st: _CrlState, serial: int, who: str, w: _Window | None
-    ) -> tuple[Status, str, Revocation | None] | None:
-        """None when the certificate passes; else (status, reason, revocation)."""
+    ) -> tuple[Any, ...] | None:
+        """None when the certificate passes; else (status, reason, revocation[, code])."""
         mode = self.config.revocation
         if st.entries is None:
             if mode == "hard":
-                return _S.REVOCATION_UNKNOWN, f"no CRL available to check {who}", None
+                if st.note is not None:
+                    return (
+                        _S.REVOCATION_UNKNOWN,
+                        f"no CRL available to check {who}: a CRL of its issuer was set aside "
+                        f"({_NOTES.get(st.note, st.note)})",
+                        None,
+                        st.note,
+                    )
+                return (
+                    _S.REVOCATION_UNKNOWN,
+                    f"no CRL available to check {who}",
+                    None,
+                    "crl_missing",
+                )
             return None
         e = st.entries.get(serial)
         if e is not None:
@@ -679,6 +896,14 @@ class Engine:
                 _S.REVOCATION_UNKNOWN,
                 f"the {st.label} expired on {stamp_text(st.next_update)}; {who} cannot be checked",
                 None,
+                "crl_expired",
+            )
+        if st.partial and mode == "hard":
+            return (
+                _S.REVOCATION_UNKNOWN,
+                f"the CRLs in force cover only some revocation reasons; {who} cannot be checked",
+                None,
+                "crl_partial_reasons",
             )
         return None
 
@@ -686,7 +911,7 @@ class Engine:
         """All RFC 5280 checks on the CA part of a path; the first failure wins."""
         cfg = self.config
         w = _Window(t)
-        fails: list[tuple[int, Status, str, Revocation | None]] = []
+        fails: list[tuple[Any, ...]] = []  # (rank, status, reason, revocation[, code])
         cas = [self.cas[i] for i in path]
         n_inter = len(path) - 1
         if n_inter > cfg.max_depth:
@@ -726,6 +951,39 @@ class Engine:
                         None,
                     )
                 )
+            # the trust anchor is processed like every CA of the path (its
+            # critical extensions, basicConstraints, keyUsage, the issuer
+            # rules), only its signature and revocation are not checked
+            if f[F_CRITICAL] is not None:
+                fails.append(
+                    (
+                        rank + 8,
+                        _S.UNHANDLED_CRITICAL_EXTENSION,
+                        f"{who} has an unhandled critical extension {_der.oid_text(f[F_CRITICAL])}",
+                        None,
+                    )
+                )
+            if not f[F_CA]:
+                fails.append(
+                    (
+                        rank + 7,
+                        _S.CA_CONSTRAINT_VIOLATED,
+                        f"{who} is not a CA (basicConstraints cA is not set)",
+                        None,
+                    )
+                )
+            if f[F_KU] != -1 and not f[F_KU] & _der.KU_KEY_CERT_SIGN:
+                fails.append(
+                    (
+                        rank + 6,
+                        _S.KEY_USAGE_NOT_ALLOWED,
+                        f"{who} may not sign certificates (no keyCertSign)",
+                        None,
+                    )
+                )
+            rv = rule_violation(f, cfg.relaxed)
+            if rv is not None:
+                fails.append((rank + 1, _S.NONCONFORMING, f"{who}: {rv[1]}", None, rv[0]))
             if not ca.anchor:
                 parent = cas[k + 1]
                 ok = self._link_ok(ca.id, parent.id)
@@ -738,36 +996,8 @@ class Engine:
                             None,
                         )
                     )
-                if f[F_CRITICAL] is not None:
-                    fails.append(
-                        (
-                            rank + 8,
-                            _S.UNHANDLED_CRITICAL_EXTENSION,
-                            f"{who} has an unhandled critical extension "
-                            f"{_der.oid_text(f[F_CRITICAL])}",
-                            None,
-                        )
-                    )
-                if not f[F_CA]:
-                    fails.append(
-                        (
-                            rank + 7,
-                            _S.CA_CONSTRAINT_VIOLATED,
-                            f"{who} is not a CA (basicConstraints cA is not set)",
-                            None,
-                        )
-                    )
-                if f[F_KU] != -1 and not f[F_KU] & _der.KU_KEY_CERT_SIGN:
-                    fails.append(
-                        (
-                            rank + 6,
-                            _S.KEY_USAGE_NOT_ALLOWED,
-                            f"{who} may not sign certificates (no keyCertSign)",
-                            None,
-                        )
-                    )
                 if cfg.revocation != "off":
-                    st = self.crl_state(parent.crl_key, True, t)
+                    st = self.crl_state(parent.crl_key, True, t, self.dps_of(parent.crl_key, f))
                     w.merge(st.lo, st.hi)
                     r = self.revocation_check(st, f[F_SERIAL], who, w)
                     if r is not None:
@@ -813,9 +1043,10 @@ class Engine:
         if not fails:
             return _PathVerdict(_S.VALID, "", None, w.lo, w.hi, pols, nc=nc)
         fails.sort(key=lambda x: -x[0])
-        _, status, reason, rev = fails[0]
-        dated = any(s in (_S.EXPIRED, _S.NOT_YET_VALID) for _, s, _, _ in fails)
-        return _PathVerdict(status, reason, rev, w.lo, w.hi, pols, len(fails), dated, nc)
+        status, reason, rev = fails[0][1:4]
+        code = fails[0][4] if len(fails[0]) > 4 else status.code
+        dated = any(x[1] in (_S.EXPIRED, _S.NOT_YET_VALID) for x in fails)
+        return _PathVerdict(status, reason, rev, w.lo, w.hi, pols, len(fails), dated, nc, code)
 
     def _best(self, pc: int) -> tuple[int, _PathVerdict]:
         """The path reported for a candidate: the first valid one, else the first
@@ -1034,6 +1265,17 @@ class Engine:
         for j in decide(crit, _S.UNHANDLED_CRITICAL_EXTENSION):
             oid = _der.oid_text(facts[j][F_CRITICAL])
             detail[idx[j]] = (f"unhandled critical extension {oid}", None)
+        # RFC 5280 issuer rules, then what the end-entity profile refuses
+        relaxed, profile = cfg.relaxed, cfg.profile
+        for j in np.flatnonzero(undecided).tolist():
+            f = facts[j]
+            rv = rule_violation(f, relaxed)
+            if rv is None and not f[F_CA]:
+                rv = profile_violation(f, profile)
+            if rv is not None:
+                st[j] = _S.NONCONFORMING
+                undecided[j] = False
+                detail[idx[j]] = (rv[1], None, rv[0])
         if cfg.key_usage:
             need = cfg.key_usage
             for j in decide((ku != -1) & ((ku & need) != need), _S.KEY_USAGE_NOT_ALLOWED):
@@ -1063,7 +1305,7 @@ class Engine:
         for j in decide(pc_status[pc] != _S.VALID, _S.VALID):
             verdict = best[pcs[j]][1]
             st[j] = verdict.status
-            detail[idx[j]] = (verdict.reason, verdict.revocation)
+            detail[idx[j]] = (verdict.reason, verdict.revocation, verdict.code)
         paths = pc_path[pc]
         # name constraints: only the certificates whose path carries some pay
         pc_nc = np.fromiter((bool(b[1].nc) for b in best), dtype=bool, count=len(best))
@@ -1105,7 +1347,7 @@ class Engine:
         undecided: npt.NDArray[np.bool_],
         constrained: npt.NDArray[np.bool_],
         paths: npt.NDArray[np.int32],
-        detail: dict[int, tuple[str, Revocation | None]],
+        detail: dict[int, tuple[Any, ...]],
     ) -> None:
         """Subject and SAN names against the path's name constraints (RFC 5280
         6.1.3 (b)/(c)); when the candidate issuer has several valid paths, the
@@ -1152,7 +1394,7 @@ class Engine:
         undecided: npt.NDArray[np.bool_],
         wlo: npt.NDArray[np.int64],
         whi: npt.NDArray[np.int64],
-        detail: dict[int, tuple[str, Revocation | None]],
+        detail: dict[int, tuple[Any, ...]],
     ) -> None:
         """Each certificate against its issuer's CRL: one set intersection per issuer."""
         by_pc: dict[int, list[int]] = {}
@@ -1160,15 +1402,18 @@ class Engine:
             by_pc.setdefault(pcs[j], []).append(j)
         for p, js in by_pc.items():
             ca_key = self.pcs[p][0]
-            for for_ca in (False, True):
-                sub = [j for j in js if bool(facts[j][F_CA]) is for_ca]
-                if not sub:
-                    continue
-                state = self.crl_state(ca_key, for_ca, t)
+            # one CRL state per (CA or not, distribution points): the latter
+            # only when the issuer publishes partitioned CRLs
+            groups: dict[tuple[bool, frozenset[bytes] | None], list[int]] = {}
+            for j in js:
+                f = facts[j]
+                groups.setdefault((bool(f[F_CA]), self.dps_of(ca_key, f)), []).append(j)
+            for (for_ca, dps), sub in groups.items():
+                state = self.crl_state(ca_key, for_ca, t, dps)
                 subj = np.asarray(sub, dtype=np.int64)
                 wlo[subj] = np.maximum(wlo[subj], state.lo)
                 whi[subj] = np.minimum(whi[subj], state.hi)
-                if state.entries is None or state.stale:
+                if state.entries is None or state.stale or state.partial:
                     check = sub  # each fails in hard mode, unless listed
                 else:
                     listed = state.entries.keys() & {facts[j][F_SERIAL] for j in sub}
@@ -1181,7 +1426,7 @@ class Engine:
                     if r is not None:
                         st[j] = r[0]
                         undecided[j] = False
-                        detail[idx[j]] = (r[1], r[2])
+                        detail[idx[j]] = r[1:]
 
 
 @dataclass
@@ -1192,7 +1437,7 @@ class Chunk:
     path: npt.NDArray[np.int32]
     lo: npt.NDArray[np.int64]
     hi: npt.NDArray[np.int64]
-    detail: dict[int, tuple[str, Revocation | None]]
+    detail: dict[int, tuple[Any, ...]]  # (reason, revocation[, code])
 
 
 # --- worker processes -----------------------------------------------------------------

@@ -38,7 +38,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from cps_middleware.errors import ValidationSetupError
 from cps_middleware.validation import _der
-from cps_middleware.validation._engine import Chunk, Config, Engine, worker_init, worker_run
+from cps_middleware.validation._engine import (
+    PROFILES,
+    RULES,
+    Chunk,
+    Config,
+    Engine,
+    worker_init,
+    worker_run,
+)
 from cps_middleware.validation.results import BatchResult, Status, ValidationResult
 from cps_middleware.validation.store import CertificateSource, TrustStore, load_crls
 
@@ -78,6 +86,9 @@ class ValidatorBuilder:
     _max_depth: Any = _UNSET
     _workers: Any = _UNSET
     _memo_size: Any = _UNSET
+    _profile: Any = _UNSET
+    _relaxed: Any = _UNSET
+    _budget: Any = _UNSET
 
     def _set(self, name: str, value: object) -> ValidatorBuilder:
         if getattr(self, name) is not _UNSET:
@@ -179,6 +190,57 @@ class ValidatorBuilder:
             )
         return self._set("_max_depth", n)
 
+    def profile(self, name: str) -> ValidatorBuilder:
+        """What an end-entity certificate may lack (the CA side is the same in both).
+
+        ``"card"`` (default): the IGC-Santé card profile; a holder certificate
+        without subjectAltName (its subject names the holder) and a signature
+        certificate with nonRepudiation alone are accepted, and a VALID result
+        says it was judged under this profile. ``"pkix"``: an end-entity
+        certificate needs a subjectAltName, and a keyUsage with nonRepudiation
+        needs digitalSignature too (NONCONFORMING, code ``san_missing`` /
+        ``non_repudiation_only``).
+        """
+        if name not in PROFILES:
+            raise ValidationSetupError(
+                f"profile {name!r} is not one of {', '.join(PROFILES)}",
+                function="ValidatorBuilder.profile",
+            )
+        return self._set("_profile", name)
+
+    def relax(self, *rules: str) -> ValidatorBuilder:
+        """RFC 5280 issuer rules not to enforce (all are by default), by name.
+
+        ``serial_not_positive`` (4.1.2.2), ``aki_missing`` / ``aki_critical``
+        (4.2.1.1), ``ski_missing`` / ``ski_critical`` (4.2.1.2),
+        ``ca_empty_subject`` (4.1.2.6), ``basic_constraints_not_critical``
+        (4.2.1.9), ``key_cert_sign_without_ca`` (4.2.1.3), ``eku_empty``
+        (4.2.1.12), ``name_constraints_not_critical`` (4.2.1.10),
+        ``empty_subject_without_critical_san`` (4.2.1.6), ``crl_number_missing``
+        / ``crl_number_critical`` (5.2.3). A certificate breaking one is
+        NONCONFORMING with the rule as its ``code``; a CRL breaking one is set
+        aside (see :attr:`Validator.problems`).
+        """
+        unknown = [r for r in rules if r not in RULES]
+        if unknown or not rules:
+            raise ValidationSetupError(
+                f"unknown rule(s): {', '.join(unknown) or '(none given)'}",
+                function="ValidatorBuilder.relax",
+                hint="one of " + ", ".join(RULES),
+            )
+        return self._set("_relaxed", frozenset(rules))
+
+    def path_budget(self, *, candidates: int = 64, signatures: int = 256) -> ValidatorBuilder:
+        """Limits of path building among the CA certificates (defaults shown):
+        candidate paths explored per certificate and CA signature checks in all.
+        Beyond them, PATH_BUILDING_LIMIT (depth is bounded by :meth:`max_depth`)."""
+        if not (1 <= candidates <= 4096 and 1 <= signatures <= 1_000_000):
+            raise ValidationSetupError(
+                "path_budget: candidates 1..4096, signatures 1..1000000",
+                function="ValidatorBuilder.path_budget",
+            )
+        return self._set("_budget", (candidates, signatures))
+
     def workers(self, n: int) -> ValidatorBuilder:
         """Processes that share large batches (default 1: this process only).
 
@@ -221,6 +283,9 @@ class ValidatorBuilder:
             policies=None if self._policies is _UNSET else self._policies,
             max_depth=8 if self._max_depth is _UNSET else self._max_depth,
             revocation=mode,
+            profile="card" if self._profile is _UNSET else self._profile,
+            relaxed=frozenset() if self._relaxed is _UNSET else self._relaxed,
+            budget=(64, 256) if self._budget is _UNSET else self._budget,
         )
         return Validator(
             config,
@@ -259,6 +324,11 @@ class Validator:
     @property
     def revocation_mode(self) -> str:
         return self._config.revocation
+
+    @property
+    def profile(self) -> str:
+        """The end-entity profile verdicts are given under (``"card"`` or ``"pkix"``)."""
+        return self._config.profile
 
     def validate(self, cert: CertificateSource | object) -> ValidationResult:
         """One certificate's verdict (never raises for bad input)."""
@@ -420,16 +490,21 @@ class Validator:
                         anchor = self._engine.cas[self._engine.paths[pid][-1]].label
                         r = ValidationResult(
                             Status.VALID,
-                            f"valid: chains to '{anchor}' through {len(path)} CA certificate(s)",
+                            f"valid ({self._config.profile} profile): chains to '{anchor}' "
+                            f"through {len(path)} CA certificate(s)",
                             path,
                         )
                         valid[pid] = r
                     results.append(r)
                 else:
-                    reason, rev = detail.get(j, ("", None))
+                    d = detail.get(j, ("", None))
                     results.append(
                         ValidationResult(
-                            Status(s), reason, self._path(pid) if pid >= 0 else (), rev
+                            Status(s),
+                            d[0],
+                            self._path(pid) if pid >= 0 else (),
+                            d[1],
+                            d[2] if len(d) > 2 else "",
                         )
                     )
         return results
