@@ -508,3 +508,69 @@ def test_every_status_and_code_has_its_sentences() -> None:
     r = builder().build().validate(leaf())
     assert r.message("en") == text("validation.valid", "en")
     assert r.message("fr") == text("validation.valid", "fr")
+
+
+# --- bounded work ----------------------------------------------------------------------------
+
+
+def _mesh(n: int, same_key: bool) -> tuple[list[x509.Certificate], int]:
+    """n CA certificates named X, each issued by 'X' (no AKI, signed by the
+    first X's key), the first by the root: every X is a candidate issuer of
+    every X, which an unbounded search explores exponentially."""
+    out = [cert(dn("X"), 100, (root(), 0), ca=True)]
+    for i in range(1, n):
+        k = 100 if same_key else 100 + i
+        # issued under the name X by the key of an earlier X
+        out.append(
+            cert(
+                dn("X"),
+                k,
+                (out[(i * 7) % i], 100 if same_key else 100 + (i * 7) % i),
+                ca=True,
+                aki=False,
+            )
+        )
+    return out, (100 if same_key else 100 + n - 1)
+
+
+@pytest.mark.parametrize("same_key", [False, True])
+def test_many_same_subject_cas_build_fast(same_key: bool) -> None:
+    """100 CA certificates with one subject (same or distinct keys): building
+    the validator and validating finish fast; the budget answers
+    PATH_BUILDING_LIMIT rather than searching forever."""
+    import time
+
+    cas, k = _mesh(100, same_key)
+    holder = cert(dn("holder"), 2, (cas[-1], k), san=[x509.DNSName("a.fr")], aki=False)
+    t0 = time.perf_counter()
+    v = ValidatorBuilder().trust([root()]).intermediates(cas).time(NOW).relax("aki_missing").build()
+    r = v.validate(holder)
+    assert time.perf_counter() - t0 < 20, "bounded path building"
+    # distinct keys: 100 same-name keys, the budget tries 64 of them
+    assert r.status is (Status.VALID if same_key else Status.PATH_BUILDING_LIMIT), r
+
+
+def test_path_building_limit_status() -> None:
+    """Same-name candidate keys beyond the budget are not tried: PATH_BUILDING_LIMIT."""
+    cas = [cert(dn("Y"), 200 + i, (root(), 0), ca=True) for i in range(5)]
+    holder = cert(dn("holder"), 2, (cas[-1], 204), san=[x509.DNSName("a.fr")], aki=False)
+    b = ValidatorBuilder().trust([root()]).intermediates(cas).time(NOW).relax("aki_missing")
+    assert b.build().validate(holder).ok
+    r = b.path_budget(candidates=2).build().validate(holder)
+    assert r.status is Status.PATH_BUILDING_LIMIT and r.code == "path_building_limit", r
+
+
+def test_long_unknown_issuer_name_costs_nothing_per_byte() -> None:
+    """An issuer name of 50 KB that no CA has is looked up without per-byte work."""
+    import time
+
+    rdn = tlv(0x31, tlv(0x30, bytes.fromhex("0603550403") + tlv(0x0C, b"x")))
+    big = tlv(0x30, rdn * 4500)
+    der = leaf().public_bytes(serialization.Encoding.DER)
+    f = _der.parse_certificate(der)
+    tbs = rewrap(tbs_of(der).replace(f[_der.F_ISSUER], big, 1))
+    v = builder().build()
+    t0 = time.perf_counter()
+    r = v.validate(resign(tbs, 1))
+    assert time.perf_counter() - t0 < 0.5
+    assert r.status is Status.UNKNOWN_ISSUER, r

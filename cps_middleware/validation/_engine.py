@@ -65,6 +65,7 @@ from cps_middleware.validation.results import REASON_NAMES, Revocation, Status
 __all__: list[str] = []  # private module
 
 _MAX_PATHS = 64  # candidate paths kept per CA certificate
+_LIMIT = "path building limit: too many CA signature checks"
 _MAX_GROUPS = 65536  # (issuer name, key id) pairs remembered
 _MAX_GOOD = 4096  # names and extension values known to be readable (a cache)
 NEVER = np.iinfo(np.int64).min
@@ -363,6 +364,7 @@ class _Ca:
     self_issued: bool
     # nameConstraints: None if absent, a str saying why it cannot be processed
     nc: _names.Constraints | str | None = None
+    rule: tuple[str, str] | None = None  # the first issuer rule it breaks
 
 
 @dataclass
@@ -437,6 +439,7 @@ class _Group:
     problem: str | None  # UNKNOWN_ISSUER reason, when no candidate
     keys: list[tuple[Any, str, int]] = field(default_factory=list)  # (key, CA label, pc id)
     verifiers: dict[bytes, list[tuple[Verify | str, int, str]]] = field(default_factory=dict)
+    limited: bool = False  # more same-name candidate keys than the budget: some untried
 
 
 def _cn(cert: x509.Certificate) -> str:
@@ -511,6 +514,9 @@ class Engine:
             if k is not None:
                 self.by_name_key.setdefault(k, []).append(ca.id)
         self._sig_ok: dict[tuple[int, int], bool | str] = {}
+        self._sig_budget = config.budget[1]  # CA signature checks left
+        self._parents: dict[tuple[bytes, bytes | None], list[int]] = {}
+        self._limited: set[int] = set()  # CAs whose path search hit the budget
         self.paths: list[tuple[int, ...]] = []  # path id -> CA ids, issuer first, anchor last
         self._paths_of: dict[int, list[int]] = {}
         for ca in self.cas:
@@ -523,6 +529,7 @@ class Engine:
             self._add_crl(der)
         self.groups: dict[tuple[bytes, bytes | None], _Group] = {}
         self.pcs: list[tuple[tuple[bytes, bytes], tuple[int, ...]]] = []  # (crl key, path ids)
+        self._pc_limited: list[bool] = []  # its CAs' path search hit the budget
         self._pc_of: dict[tuple[int, ...], int] = {}
         self._at: int | None = None
         self._win = (0, -1)
@@ -566,6 +573,7 @@ class Engine:
                 crl_key=(facts[F_SUBJECT], facts[F_SPKI]),
                 self_issued=facts[F_SUBJECT] == facts[F_ISSUER],
                 nc=nc,
+                rule=rule_violation(facts, self.config.relaxed),
             )
         )
 
@@ -587,6 +595,9 @@ class Engine:
         """Signature of CA ``child`` under CA ``parent``'s key: True, or why not."""
         r = self._sig_ok.get((child, parent))
         if r is None:
+            if self._sig_budget <= 0:
+                return _LIMIT
+            self._sig_budget -= 1
             f = self.cas[child].facts
             v = make_verifier(self.cas[parent].key, f[F_SIGALG])
             if isinstance(v, str):
@@ -597,22 +608,41 @@ class Engine:
         return r
 
     def _build_paths(self, start: int) -> list[int]:
-        """Every loop-free path from CA ``start`` up to an anchor, shortest first."""
+        """Loop-free paths from CA ``start`` up to an anchor, shortest first.
+
+        Bounded: at most ``_MAX_PATHS`` paths, and ``budget[0] * 8`` candidate
+        steps explored (same-name CA meshes would otherwise be exponential);
+        a CA whose exploration hit the bound is remembered (PATH_BUILDING_LIMIT
+        when no path was found)."""
         found: list[tuple[int, ...]] = []
         cap = self.config.max_depth + 2  # one more than allowed, to report PATH_TOO_LONG
+        steps = self.config.budget[0] * 8
+        limited = False
 
         def walk(path: tuple[int, ...]) -> None:
+            nonlocal steps, limited
             ca = self.cas[path[-1]]
             if ca.anchor:
                 found.append(path)
                 return
             if len(path) >= cap or len(found) >= _MAX_PATHS:  # cross-certificate meshes
                 return
-            for parent in self._issuers_of(ca.facts[F_ISSUER], ca.facts[F_AKI]):
-                if parent not in path:
-                    walk((*path, parent))
+            key = (ca.facts[F_ISSUER], ca.facts[F_AKI])
+            parents = self._parents.get(key)
+            if parents is None:
+                parents = self._parents[key] = self._issuers_of(*key)
+            for parent in parents:
+                if parent in path:
+                    continue
+                if steps <= 0:
+                    limited = True
+                    return
+                steps -= 1
+                walk((*path, parent))
 
         walk((start,))
+        if limited and not found:
+            self._limited.add(start)
         found.sort(key=len)
         ids = []
         for p in found:
@@ -981,13 +1011,15 @@ class Engine:
                         None,
                     )
                 )
-            rv = rule_violation(f, cfg.relaxed)
+            rv = ca.rule
             if rv is not None:
                 fails.append((rank + 1, _S.NONCONFORMING, f"{who}: {rv[1]}", None, rv[0]))
             if not ca.anchor:
                 parent = cas[k + 1]
                 ok = self._link_ok(ca.id, parent.id)
-                if ok is not True:
+                if ok is _LIMIT:
+                    fails.append((rank + 9, _S.PATH_BUILDING_LIMIT, f"{who}: {ok}", None))
+                elif ok is not True:
                     fails.append(
                         (
                             rank + 9,
@@ -1056,6 +1088,16 @@ class Engine:
         validator builds (path building prefers certificates valid at the time,
         RFC 4158 3.5 sorts candidates so; OpenSSL's issuer lookup does too)."""
         pids = self.pcs[pc][1]
+        if not pids and self._pc_limited[pc]:
+            return -1, _PathVerdict(
+                _S.PATH_BUILDING_LIMIT,
+                f"no path from the issuing CA '{_name_text(self.pcs[pc][0][0])}' found "
+                "within the path building budget",
+                None,
+                int(NEVER),
+                int(FOREVER),
+                frozenset(),
+            )
         if not pids:
             return -1, _PathVerdict(
                 _S.UNKNOWN_ISSUER,
@@ -1099,7 +1141,11 @@ class Engine:
         by_key: dict[bytes, list[int]] = {}
         for cid in cands:
             by_key.setdefault(self.cas[cid].facts[F_SPKI], []).append(cid)
-        for cids in by_key.values():
+        tried = list(by_key.values())
+        if len(tried) > self.config.budget[0]:  # same-name CAs: try this many keys at most
+            tried = tried[: self.config.budget[0]]
+            g.limited = True
+        for cids in tried:
             ca = self.cas[cids[0]]
             # one candidate entry per set of CA certificates, however many
             # (issuer, key id) spellings lead to it: the table stays small
@@ -1110,6 +1156,7 @@ class Engine:
                     pids.extend(self._paths_of[cid])
                 pc = len(self.pcs)
                 self.pcs.append((ca.crl_key, tuple(pids)))
+                self._pc_limited.append(any(cid in self._limited for cid in cids))
                 self._pc_of[tuple(cids)] = pc
                 if self._at is not None:
                     self._pc_best.append(self._best(pc))
@@ -1122,6 +1169,8 @@ class Engine:
     def _verifiers(self, g: _Group, sigalg: bytes) -> list[tuple[Verify | str, int, str]]:
         vs = g.verifiers.get(sigalg)
         if vs is None:
+            if len(g.verifiers) >= 16:  # a cache: bounded against odd algorithm encodings
+                g.verifiers.clear()
             vs = [(make_verifier(key, sigalg), pc, label) for key, label, pc in g.keys]
             g.verifiers[sigalg] = vs
         return vs
@@ -1189,6 +1238,14 @@ class Engine:
                     pcs.append(pc)
                     break
             else:
+                if g.limited:
+                    status[i] = _S.PATH_BUILDING_LIMIT
+                    detail[i] = (
+                        f"none of the first {len(vs)} keys of the CAs named '{g.label}' "
+                        "verifies the signature (path building budget)",
+                        None,
+                    )
+                    continue
                 status[i] = _S.BAD_SIGNATURE
                 why = vs[0][0]
                 detail[i] = (
