@@ -845,7 +845,9 @@ def check_general_names(b: bytes, what: str) -> None:
                 raise DerError(f"an iPAddress of {ce - cs} bytes in {what}")
         elif tag == 0x88:
             check_oid(b[cs:ce])
-        elif tag not in (0xA3, 0xA5):
+        elif tag in (0xA3, 0xA5):  # cryptography cannot represent them: refused
+            raise DerError(f"an x400Address or ediPartyName in {what}")
+        else:
             raise DerError(f"bad GeneralName in {what}")
         s = ce
 

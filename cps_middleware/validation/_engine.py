@@ -90,6 +90,8 @@ class Config:
     relaxed: frozenset[str] = frozenset()  # RULES not enforced
     # path building: candidate paths per CA certificate, CA signature checks in all
     budget: tuple[int, int] = (64, 256)
+    # threads of the native batch signature check (0: cryptography, one by one)
+    threads: int = 1
 
 
 # RFC 5280 rules on what certificate and CRL issuers produce, enforced unless
@@ -205,6 +207,26 @@ _PSS_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 }
 
 Verify = Callable[[bytes, bytes], bool]
+
+# hash ids of the native verifier (cps_middleware._verify)
+_RSA_HASH_ID = {
+    "2a864886f70d01010b": 1,
+    "2a864886f70d01010c": 2,
+    "2a864886f70d01010d": 3,
+    "2a864886f70d01010e": 4,
+}
+_ECDSA_HASH_ID = {
+    "2a8648ce3d040302": 1,
+    "2a8648ce3d040303": 2,
+    "2a8648ce3d040304": 3,
+    "2a8648ce3d040301": 4,
+}
+_NATIVE_MIN = 16  # fewer signatures than this in a batch: cryptography, one by one
+
+try:
+    from cps_middleware import _verify as _native
+except ImportError:  # not built (a source checkout without build_ext): cryptography only
+    _native = None
 
 
 def _sigalg_oid(sigalg: bytes) -> tuple[str, bytes]:
@@ -437,7 +459,10 @@ class _Group:
 
     label: str  # issuer, for reasons
     problem: str | None  # UNKNOWN_ISSUER reason, when no candidate
-    keys: list[tuple[Any, str, int]] = field(default_factory=list)  # (key, CA label, pc id)
+    # (key, CA label, pc id, SubjectPublicKeyInfo DER)
+    keys: list[tuple[Any, str, int, bytes]] = field(default_factory=list)
+    # signature algorithm -> (native key slot, hash id) for the first key, None: Python
+    native: dict[bytes, tuple[int, int] | None] = field(default_factory=dict)
     verifiers: dict[bytes, list[tuple[Verify | str, int, str]]] = field(default_factory=dict)
     limited: bool = False  # more same-name candidate keys than the budget: some untried
 
@@ -528,6 +553,8 @@ class Engine:
         for der in config.crls:
             self._add_crl(der)
         self.groups: dict[tuple[bytes, bytes | None], _Group] = {}
+        self._native_slot: dict[bytes, int] = {}  # issuer SPKI -> slot in _native_keys
+        self._native_keys: list[bytes] = []
         self.pcs: list[tuple[tuple[bytes, bytes], tuple[int, ...]]] = []  # (crl key, path ids)
         self._pc_limited: list[bool] = []  # its CAs' path search hit the budget
         self._pc_of: dict[tuple[int, ...], int] = {}
@@ -1160,19 +1187,48 @@ class Engine:
                 self._pc_of[tuple(cids)] = pc
                 if self._at is not None:
                     self._pc_best.append(self._best(pc))
-            g.keys.append((ca.key, ca.label, pc))
+            g.keys.append((ca.key, ca.label, pc, ca.facts[F_SPKI]))
         if len(self.groups) >= _MAX_GROUPS:  # a cache: bounded against floods of odd issuers
             self.groups.clear()
         self.groups[(issuer, aki)] = g
         return g
+
+    def _native_spec(
+        self, entry: tuple[Any, str, int, bytes], sigalg: bytes
+    ) -> tuple[int, int] | None:
+        """(key slot, hash id) when the native verifier can check this algorithm."""
+        if _native is None or self.config.threads < 1:
+            return None
+        key, _, _, spki = entry
+        try:
+            oid, params = _sigalg_oid(sigalg)
+        except (DerError, IndexError):
+            return None
+        if (
+            oid in _RSA_HASH_ID
+            and params in (b"", b"\x05\x00")
+            and isinstance(key, rsa.RSAPublicKey)
+        ):
+            h = _RSA_HASH_ID[oid]
+        elif oid in _ECDSA_HASH_ID and not params and isinstance(key, ec.EllipticCurvePublicKey):
+            h = _ECDSA_HASH_ID[oid]
+        else:
+            return None
+        slot = self._native_slot.get(spki)
+        if slot is None:
+            slot = self._native_slot[spki] = len(self._native_keys)
+            self._native_keys.append(spki)
+        return slot, h
 
     def _verifiers(self, g: _Group, sigalg: bytes) -> list[tuple[Verify | str, int, str]]:
         vs = g.verifiers.get(sigalg)
         if vs is None:
             if len(g.verifiers) >= 16:  # a cache: bounded against odd algorithm encodings
                 g.verifiers.clear()
-            vs = [(make_verifier(key, sigalg), pc, label) for key, label, pc in g.keys]
+                g.native.clear()
+            vs = [(make_verifier(key, sigalg), pc, label) for key, label, pc, _ in g.keys]
             g.verifiers[sigalg] = vs
+            g.native[sigalg] = self._native_spec(g.keys[0], sigalg) if g.keys else None
         return vs
 
     def run(self, ders: Sequence[bytes], t: int) -> Chunk:
@@ -1204,6 +1260,54 @@ class Engine:
         idx: list[int] = []
         facts: list[tuple[Any, ...]] = []
         pcs: list[int] = []
+        use_native = _native is not None and self.config.threads >= 1 and len(ders) >= _NATIVE_MIN
+        pending: list[tuple[int, bytes, tuple[Any, ...], _Group, list[Any]]] = []
+        jobs: list[tuple[int, int, bytes, bytes]] = []
+
+        def finish(
+            i: int,
+            der: bytes,
+            f: tuple[Any, ...],
+            g: _Group,
+            vs: list[Any],
+            start: int,
+            verified: bool = False,
+        ) -> None:
+            """Try the candidate keys from ``start`` (``verified``: the first of them
+            was checked already); then the checks the walk left."""
+            sig, tbs = f[F_SIG], f[F_TBS]
+            for verify, pc, _label in vs[start:]:
+                if verified or (not isinstance(verify, str) and verify(sig, tbs)):
+                    # signed by a known CA: now what the walk did not read
+                    if len(good) >= _MAX_GOOD:
+                        good.clear()
+                    try:
+                        _der.check_certificate(der, f, good)
+                    except DerError as exc:
+                        status[i] = _S.MALFORMED
+                        detail[i] = (f"malformed certificate: {exc}", None)
+                        return
+                    idx.append(i)
+                    facts.append(f)
+                    pcs.append(pc)
+                    return
+            if g.limited:
+                status[i] = _S.PATH_BUILDING_LIMIT
+                detail[i] = (
+                    f"none of the first {len(vs)} keys of the CAs named '{g.label}' "
+                    "verifies the signature (path building budget)",
+                    None,
+                )
+                return
+            status[i] = _S.BAD_SIGNATURE
+            why = vs[0][0]
+            detail[i] = (
+                f"the signature cannot be checked: {why}"
+                if isinstance(why, str)
+                else f"the signature does not verify with the key of '{vs[0][2]}'",
+                None,
+            )
+
         for i, der in enumerate(ders):
             try:
                 f = parse(der)
@@ -1221,39 +1325,27 @@ class Engine:
             vs = g.verifiers.get(f[F_SIGALG])
             if vs is None:
                 vs = self._verifiers(g, f[F_SIGALG])
-            sig, tbs = f[F_SIG], f[F_TBS]
-            for verify, pc, _label in vs:
-                if not isinstance(verify, str) and verify(sig, tbs):
-                    # signed by a known CA: now what the walk did not read
-                    if len(good) >= _MAX_GOOD:
-                        good.clear()
-                    try:
-                        _der.check_certificate(der, f, good)
-                    except DerError as exc:
-                        status[i] = _S.MALFORMED
-                        detail[i] = (f"malformed certificate: {exc}", None)
-                        break
-                    idx.append(i)
-                    facts.append(f)
-                    pcs.append(pc)
-                    break
+            spec = g.native.get(f[F_SIGALG]) if use_native else None
+            if spec is not None:
+                # the first candidate key, natively for the whole batch (below)
+                pending.append((i, der, f, g, vs))
+                jobs.append((spec[0], spec[1], f[F_TBS], f[F_SIG]))
             else:
-                if g.limited:
-                    status[i] = _S.PATH_BUILDING_LIMIT
-                    detail[i] = (
-                        f"none of the first {len(vs)} keys of the CAs named '{g.label}' "
-                        "verifies the signature (path building budget)",
-                        None,
-                    )
-                    continue
-                status[i] = _S.BAD_SIGNATURE
-                why = vs[0][0]
-                detail[i] = (
-                    f"the signature cannot be checked: {why}"
-                    if isinstance(why, str)
-                    else f"the signature does not verify with the key of '{vs[0][2]}'",
-                    None,
-                )
+                finish(i, der, f, g, vs, 0)
+        if jobs:
+            assert _native is not None
+            slots = sorted({j[0] for j in jobs})
+            remap = {s_: k for k, s_ in enumerate(slots)}
+            keys = [self._native_keys[s_] for s_ in slots]
+            ok = _native.verify_batch(
+                keys, [(remap[a], h, t_, sg) for a, h, t_, sg in jobs], self.config.threads
+            )
+            for (i, der, f, g, vs), good_sig in zip(pending, ok, strict=True):
+                if good_sig:
+                    # verified with vs[0]'s key: accept with that candidate
+                    finish(i, der, f, g, vs, 0, verified=True)
+                else:
+                    finish(i, der, f, g, vs, 1)
         # validity as epoch seconds, all at once; impossible dates (31 February)
         # pass the walk and are caught here
         try:

@@ -89,6 +89,7 @@ class ValidatorBuilder:
     _profile: Any = _UNSET
     _relaxed: Any = _UNSET
     _budget: Any = _UNSET
+    _threads: Any = _UNSET
 
     def _set(self, name: str, value: object) -> ValidatorBuilder:
         if getattr(self, name) is not _UNSET:
@@ -241,6 +242,18 @@ class ValidatorBuilder:
             )
         return self._set("_budget", (candidates, signatures))
 
+    def threads(self, n: int) -> ValidatorBuilder:
+        """Threads that share a batch's signature checks (default 1).
+
+        The holders' signatures of a batch (RSA PKCS#1 v1.5 and ECDSA with
+        SHA-2, the first candidate issuer key) are checked in native code
+        (``cps_middleware._verify``, OpenSSL, the GIL released), split across
+        ``n`` threads; ``0`` checks each with ``cryptography`` instead. Other
+        algorithms and small batches always use ``cryptography``."""
+        if not isinstance(n, int) or not 0 <= n <= 64:
+            raise ValidationSetupError("threads must be 0..64", function="ValidatorBuilder.threads")
+        return self._set("_threads", n)
+
     def workers(self, n: int) -> ValidatorBuilder:
         """Processes that share large batches (default 1: this process only).
 
@@ -286,6 +299,7 @@ class ValidatorBuilder:
             profile="card" if self._profile is _UNSET else self._profile,
             relaxed=frozenset() if self._relaxed is _UNSET else self._relaxed,
             budget=(64, 256) if self._budget is _UNSET else self._budget,
+            threads=1 if self._threads is _UNSET else self._threads,
         )
         return Validator(
             config,
