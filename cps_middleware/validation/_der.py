@@ -865,8 +865,6 @@ def check_certificate(der: bytes, f: CertFacts, good: dict[bytes, None]) -> None
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-    _epoch_one(f[F_NB])  # impossible dates first: the clearer reason
-    _epoch_one(f[F_NA])
     try:
         if f[F_SERIAL] > 0:
             cert = x509.load_der_x509_certificate(der)
@@ -875,6 +873,8 @@ def check_certificate(der: bytes, f: CertFacts, good: dict[bytes, None]) -> None
                 warnings.simplefilter("ignore")
                 cert = x509.load_der_x509_certificate(der)
     except Exception as exc:  # ValueError, InvalidVersion ...
+        _epoch_one(f[F_NB])  # an impossible date is the clearer reason
+        _epoch_one(f[F_NA])
         raise DerError(f"not a certificate cryptography can read ({_short(exc)})") from None
     try:
         load_der_public_key(f[F_SPKI])
@@ -886,13 +886,17 @@ def check_certificate(der: bytes, f: CertFacts, good: dict[bytes, None]) -> None
             good[name] = None
     if f[F_SAN] is not None:
         check_general_names(f[F_SAN], "subjectAltName")
-    if any(x not in good for x in f[F_CHECK]):
-        try:
-            cert.extensions  # noqa: B018 (parsed for its errors)
-        except Exception as exc:  # ValueError, DuplicateExtension ...
-            raise DerError(f"an extension cannot be read ({_short(exc)})") from None
-        for x in f[F_CHECK]:
-            good[x] = None
+    for x in f[F_CHECK]:
+        if x not in good:
+            break
+    else:
+        return  # every extension value was read fine before
+    try:
+        cert.extensions  # noqa: B018 (parsed for its errors)
+    except Exception as exc:  # ValueError, DuplicateExtension ...
+        raise DerError(f"an extension cannot be read ({_short(exc)})") from None
+    for x in f[F_CHECK]:
+        good[x] = None
 
 
 def _short(exc: Exception) -> str:

@@ -21,7 +21,9 @@ validator's memo uses it to re-serve a verdict without re-checking.
 from __future__ import annotations
 
 import datetime as _dt
+import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -222,6 +224,7 @@ _ECDSA_HASH_ID = {
     "2a8648ce3d040301": 4,
 }
 _NATIVE_MIN = 16  # fewer signatures than this in a batch: cryptography, one by one
+_PIPELINE_PART = 256  # signatures per part handed to the helper thread
 
 try:
     from cps_middleware import _verify as _native
@@ -555,6 +558,7 @@ class Engine:
         self.groups: dict[tuple[bytes, bytes | None], _Group] = {}
         self._native_slot: dict[bytes, int] = {}  # issuer SPKI -> slot in _native_keys
         self._native_keys: list[bytes] = []
+        self._helper: ThreadPoolExecutor | None = None  # checks parts while we read on
         self.pcs: list[tuple[tuple[bytes, bytes], tuple[int, ...]]] = []  # (crl key, path ids)
         self._pc_limited: list[bool] = []  # its CAs' path search hit the budget
         self._pc_of: dict[tuple[int, ...], int] = {}
@@ -1220,6 +1224,28 @@ class Engine:
             self._native_keys.append(spki)
         return slot, h
 
+    def close(self) -> None:
+        """Stop the helper thread (it starts again if needed)."""
+        if self._helper is not None:
+            self._helper.shutdown(wait=False)
+            self._helper = None
+
+    def _submit(
+        self, jobs: list[tuple[int, int, bytes, bytes]], threads: int, here: bool = False
+    ) -> Any:
+        """Native check of jobs: bytes of 1/0 (``here``) or a future of them."""
+        assert _native is not None
+        slots = sorted({j[0] for j in jobs})
+        remap = {s_: k for k, s_ in enumerate(slots)}
+        keys = [self._native_keys[s_] for s_ in slots]
+        args = (keys, [(remap[a], h, t_, sg) for a, h, t_, sg in jobs], max(1, threads))
+        if here:
+            return _native.verify_batch(*args)
+        if self._helper is None:
+            self._helper = ThreadPoolExecutor(1, thread_name_prefix="cps-verify")
+            weakref.finalize(self, self._helper.shutdown, wait=False)
+        return self._helper.submit(_native.verify_batch, *args)
+
     def _verifiers(self, g: _Group, sigalg: bytes) -> list[tuple[Verify | str, int, str]]:
         vs = g.verifiers.get(sigalg)
         if vs is None:
@@ -1261,8 +1287,20 @@ class Engine:
         facts: list[tuple[Any, ...]] = []
         pcs: list[int] = []
         use_native = _native is not None and self.config.threads >= 1 and len(ders) >= _NATIVE_MIN
+        # with 2 threads or more, reading and checking signatures overlap
+        pipelined = use_native and self.config.threads >= 2 and len(ders) >= 2 * _PIPELINE_PART
         pending: list[tuple[int, bytes, tuple[Any, ...], _Group, list[Any]]] = []
         jobs: list[tuple[int, int, bytes, bytes]] = []
+        in_flight: tuple[Any, list[Any]] | None = None
+
+        def settle(result: Any, part: list[Any]) -> None:
+            ok = result.result() if hasattr(result, "result") else result
+            for (i, der, f, g, vs), good_sig in zip(part, ok, strict=True):
+                if good_sig:
+                    # verified with vs[0]'s key: accept with that candidate
+                    finish(i, der, f, g, vs, 0, verified=True)
+                else:
+                    finish(i, der, f, g, vs, 1)
 
         def finish(
             i: int,
@@ -1327,25 +1365,22 @@ class Engine:
                 vs = self._verifiers(g, f[F_SIGALG])
             spec = g.native.get(f[F_SIGALG]) if use_native else None
             if spec is not None:
-                # the first candidate key, natively for the whole batch (below)
+                # the first candidate key, natively for a part of the batch (below)
                 pending.append((i, der, f, g, vs))
                 jobs.append((spec[0], spec[1], f[F_TBS], f[F_SIG]))
+                if pipelined and len(jobs) >= _PIPELINE_PART:
+                    # this part's signatures are checked by the helper thread
+                    # (GIL released) while this thread reads the next part
+                    if in_flight is not None:
+                        settle(*in_flight)
+                    in_flight = (self._submit(jobs, self.config.threads - 1), pending)
+                    jobs, pending = [], []
             else:
                 finish(i, der, f, g, vs, 0)
+        if in_flight is not None:
+            settle(*in_flight)
         if jobs:
-            assert _native is not None
-            slots = sorted({j[0] for j in jobs})
-            remap = {s_: k for k, s_ in enumerate(slots)}
-            keys = [self._native_keys[s_] for s_ in slots]
-            ok = _native.verify_batch(
-                keys, [(remap[a], h, t_, sg) for a, h, t_, sg in jobs], self.config.threads
-            )
-            for (i, der, f, g, vs), good_sig in zip(pending, ok, strict=True):
-                if good_sig:
-                    # verified with vs[0]'s key: accept with that candidate
-                    finish(i, der, f, g, vs, 0, verified=True)
-                else:
-                    finish(i, der, f, g, vs, 1)
+            settle(self._submit(jobs, self.config.threads, here=True), pending)
         # validity as epoch seconds, all at once; impossible dates (31 February)
         # pass the walk and are caught here
         try:

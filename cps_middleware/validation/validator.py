@@ -364,7 +364,8 @@ class Validator:
             return self._validate(ders, early, t)
 
     def close(self) -> None:
-        """Stop the worker processes (the validator stays usable, in this process)."""
+        """Stop the worker processes and the helper thread (the validator stays usable)."""
+        self._engine.close()
         if self._finalizer is not None:
             self._finalizer()
             self._finalizer = None
