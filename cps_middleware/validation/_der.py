@@ -784,8 +784,10 @@ def _check_string(tag: int, v: bytes) -> None:
         raise DerError(f"a string of tag {tag:#x} that does not decode in a name") from None
 
 
-def check_name(name: bytes) -> None:
-    """A Name (full TLV): RDNs of AttributeTypeAndValue, readable OIDs and strings."""
+def check_name(name: bytes, good: dict[bytes, None] | None = None) -> None:
+    """A Name (full TLV): RDNs of AttributeTypeAndValue, readable OIDs and strings.
+
+    ``good`` remembers RDNs already found readable (holders share most of theirs)."""
     if len(name) > MAX_NAME:
         raise DerError(f"a name longer than {MAX_NAME} bytes")
     tag, s, e = _tlv(name, 0, len(name))
@@ -795,6 +797,10 @@ def check_name(name: bytes) -> None:
         tag, rs, re_ = _tlv(name, s, e)
         if tag != 0x31 or rs == re_:
             raise DerError("bad RelativeDistinguishedName")
+        rdn = name[s:re_]
+        if good is not None and rdn in good:
+            s = re_
+            continue
         while rs < re_:
             tag, as_, ae = _tlv(name, rs, re_)
             if tag != 0x30:
@@ -808,6 +814,8 @@ def check_name(name: bytes) -> None:
                 raise DerError("bad AttributeTypeAndValue")
             _check_string(tag, name[vs:ve])
             rs = ae
+        if good is not None:
+            good[rdn] = None
         s = re_
 
 
@@ -880,10 +888,10 @@ def check_certificate(der: bytes, f: CertFacts, good: dict[bytes, None]) -> None
         load_der_public_key(f[F_SPKI])
     except Exception as exc:  # ValueError, UnsupportedAlgorithm ...
         raise DerError(f"the public key cannot be read ({_short(exc)})") from None
-    for name in (f[F_SUBJECT], f[F_ISSUER]):
-        if name not in good:
-            check_name(name)
-            good[name] = None
+    check_name(f[F_SUBJECT], good)  # RDN by RDN: holders share most of theirs
+    if f[F_ISSUER] not in good:
+        check_name(f[F_ISSUER], good)
+        good[f[F_ISSUER]] = None
     if f[F_SAN] is not None:
         check_general_names(f[F_SAN], "subjectAltName")
     for x in f[F_CHECK]:

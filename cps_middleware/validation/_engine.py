@@ -914,6 +914,8 @@ class Engine:
                 w.hi,
                 partial=covered != _ALL_REASONS,
             )
+        if len(self._crl_states) >= _MAX_GOOD:  # a cache: bounded against odd CRLDP floods
+            self._crl_states.clear()
         self._crl_states[ck] = st
         return st
 
