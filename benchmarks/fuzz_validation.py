@@ -27,11 +27,15 @@ import ipaddress
 import random
 import sys
 import time
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from test_validation_strict_der import assert_same_as_cryptography
 
 from cps_middleware.errors import ValidationSetupError
 from cps_middleware.validation import Status, ValidatorBuilder, _der, load_crls
@@ -218,6 +222,10 @@ def reader_agrees(der: bytes) -> str | None:
         and serialization.load_der_public_key(f[_der.F_SPKI]) != c.public_key()
     ):
         return "key differs"  # (the same key may be spelled otherwise: a compressed EC point)
+    try:  # every extension value the reader keeps, against cryptography's
+        assert_same_as_cryptography(der)
+    except AssertionError as exc:
+        return f"extensions differ: {exc!r}"
     return None
 
 

@@ -187,15 +187,53 @@ def assert_same_as_cryptography(der: bytes) -> None:
     assert spki == f[_der.F_SPKI] or (
         serialization.load_der_public_key(f[_der.F_SPKI]) == c.public_key()
     )
-    exts = c.extensions
-    ku = exts.get_extension_for_class(x509.KeyUsage).value if f[_der.F_KU] != -1 else None
-    if ku is not None:
-        assert ku.digital_signature == bool(f[_der.F_KU] & 1)
-    if f[_der.F_SAN] is not None:
-        exts.get_extension_for_class(x509.SubjectAlternativeName)
-    bc = [e for e in exts if isinstance(e.value, x509.BasicConstraints)]
-    if bc:
-        assert bc[0].value.ca == f[_der.F_CA]
+    # the extensions: what the reader keeps of each equals cryptography's value
+    kinds = {
+        x509.KeyUsage: _der.X_KU,
+        x509.BasicConstraints: _der.X_BC,
+        x509.AuthorityKeyIdentifier: _der.X_AKI,
+        x509.SubjectKeyIdentifier: _der.X_SKI,
+        x509.CertificatePolicies: _der.X_POLICIES,
+        x509.ExtendedKeyUsage: _der.X_EKU,
+        x509.SubjectAlternativeName: _der.X_SAN,
+        x509.NameConstraints: _der.X_NC,
+        x509.CRLDistributionPoints: _der.X_CRLDP,
+    }
+    present = critical = 0
+    unhandled = None
+    for ext in c.extensions:
+        bit = kinds.get(type(ext.value), 0)
+        present |= bit
+        if ext.critical:
+            critical |= bit
+            if not bit and unhandled is None:
+                unhandled = ext.oid.dotted_string
+        v = ext.value
+        if isinstance(v, x509.KeyUsage):
+            names = ["digital_signature", "content_commitment", "key_encipherment"]
+            names += ["data_encipherment", "key_agreement", "key_cert_sign", "crl_sign"]
+            bits = sum(1 << n for n, a in enumerate(names) if getattr(v, a))
+            if v.key_agreement:
+                bits |= (v.encipher_only << 7) | (v.decipher_only << 8)
+            assert bits == f[_der.F_KU]
+        elif isinstance(v, x509.BasicConstraints):
+            assert (v.ca, -1 if v.path_length is None else v.path_length) == (
+                f[_der.F_CA],
+                f[_der.F_PATHLEN],
+            )
+        elif isinstance(v, x509.ExtendedKeyUsage):
+            assert tuple(_der.oid_raw(o.dotted_string) for o in v) == f[_der.F_EKU]
+        elif isinstance(v, x509.CertificatePolicies):
+            got = tuple(_der.oid_raw(p.policy_identifier.dotted_string) for p in v)
+            assert got == f[_der.F_POLICIES]
+        elif isinstance(v, x509.AuthorityKeyIdentifier):
+            assert v.key_identifier == f[_der.F_AKI]
+        elif isinstance(v, x509.SubjectKeyIdentifier):
+            assert v.digest == f[_der.F_SKI]
+    assert present == f[_der.F_PRESENT] & ~1  # bit 0: extensions the reader does not keep
+    assert critical == f[_der.F_CRITMASK] & ~1
+    want = None if f[_der.F_CRITICAL] is None else _der.oid_text(f[_der.F_CRITICAL])
+    assert unhandled == want
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

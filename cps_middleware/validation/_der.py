@@ -576,17 +576,18 @@ def _parse_certificate(der: bytes) -> CertFacts:
 
 def oid_text(raw: bytes) -> str:
     """Dotted text of raw OID content bytes (for reasons shown to people)."""
-    if not raw:
-        return "?"
-    first = raw[0]
-    parts = [str(min(first // 40, 2)), str(first - 40 * min(first // 40, 2))]
+    subids = []
     n = 0
-    for byte in raw[1:]:
+    for byte in raw:
         n = (n << 7) | (byte & 0x7F)
         if not byte & 0x80:
-            parts.append(str(n))
+            subids.append(n)
             n = 0
-    return ".".join(parts)
+    if not subids:
+        return "?"
+    first = subids[0]
+    top = min(first // 40, 2)  # the first sub-identifier holds two arcs (X.690 8.19.4)
+    return ".".join(str(x) for x in [top, first - 40 * top, *subids[1:]])
 
 
 def oid_raw(dotted: str) -> bytes:
