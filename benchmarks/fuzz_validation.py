@@ -12,9 +12,13 @@ CA, so that the mutation reaches the field extraction. Checked for each:
   cryptography reads with the same serial, issuer, subject, validity and key;
 - a mutated CRL never makes ``load_crls`` / ``crls()`` / ``build()`` raise
   anything but ValidationSetupError, and the CRL entries the reader accepts
-  are those cryptography lists.
+  are those cryptography lists;
+- a mutated CA certificate (trust anchor or intermediate) never makes
+  ``trust()`` / ``intermediates()`` / ``build()`` raise anything but
+  ValidationSetupError, nor the validator.
 
-    python benchmarks/fuzz_validation.py [--certs 100000] [--crls 100000] [--seed 1]
+    python benchmarks/fuzz_validation.py [--certs 100000] [--crls 100000] [--cas 20000]
+        [--seed 1]
 
 Prints the counts and exits 1 on any finding.
 """
@@ -303,10 +307,36 @@ def fuzz_crls(n: int, rng: random.Random, findings: list[str]) -> dict[str, int]
     return counts
 
 
+def fuzz_cas(n: int, rng: random.Random, findings: list[str]) -> dict[str, int]:
+    """Mutated (re-signed) CA certificates as trust anchor, then as intermediate:
+    the builder raises nothing but ValidationSetupError, the validator nothing."""
+    k, ca, leaves, _ = setup()
+    counts: dict[str, int] = {"refused": 0}
+    tbs = tbs_of(ca.public_bytes(serialization.Encoding.DER))
+    for _ in range(n):
+        der = resign(mutate(rng, tbs), k)
+        for role in ("anchor", "intermediate"):
+            try:
+                b = ValidatorBuilder().time(NOW)
+                b = b.trust([der]) if role == "anchor" else b.trust([ca]).intermediates([der])
+                t0 = time.perf_counter()
+                r = b.build().validate(leaves[0])
+                if time.perf_counter() - t0 > 1:
+                    findings.append(f"CA as {role} took > 1 s: {der.hex()}")
+                key = f"{role}:{r.status.name}"
+                counts[key] = counts.get(key, 0) + 1
+            except ValidationSetupError:
+                counts["refused"] += 1
+            except Exception as exc:
+                findings.append(f"CA as {role} raised {type(exc).__name__}: {exc}: {der.hex()}")
+    return counts
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--certs", type=int, default=100_000)
     ap.add_argument("--crls", type=int, default=100_000)
+    ap.add_argument("--cas", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -316,8 +346,11 @@ def main() -> int:
     t1 = time.perf_counter()
     crl_counts = fuzz_crls(args.crls, rng, findings)
     t2 = time.perf_counter()
+    ca_counts = fuzz_cas(args.cas, rng, findings)
+    t3 = time.perf_counter()
     print(f"certificates: {args.certs} mutated in {t1 - t0:.1f} s: {cert_counts}")
     print(f"CRLs: {args.crls} mutated in {t2 - t1:.1f} s: {crl_counts}")
+    print(f"CA certificates: {args.cas} mutated in {t3 - t2:.1f} s: {ca_counts}")
     print(f"findings: {len(findings)}")
     for f in findings[:20]:
         print("  ", f[:400])
