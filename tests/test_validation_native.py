@@ -91,12 +91,3 @@ def test_native_and_cryptography_agree_on_a_mixed_batch() -> None:
     want = base.threads(0).memo_size(0).build().validate_many(ders)
     with base.threads(2).memo_size(0).build() as v:
         assert list(v.validate_many(ders)) == list(want)
-
-
-def test_verify_batch_refuses_bad_input() -> None:
-    with pytest.raises(ValueError):
-        _verify.verify_batch([b"not a key"], [], 1)
-    with pytest.raises(TypeError):
-        _verify.verify_batch([], [(0, 1)], 1)
-    # an unknown key index or hash id is a failed check, not a crash
-    assert _verify.verify_batch([], [(3, 1, b"tbs", b"sig"), (0, 9, b"", b"")], 2) == b"\x00\x00"

@@ -210,18 +210,16 @@ _PSS_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 
 Verify = Callable[[bytes, bytes], bool]
 
-# hash ids of the native verifier (cps_middleware._verify)
+# hash names of the native verifier's schemes (cps_middleware._verify.Key)
 _RSA_HASH_ID = {
-    "2a864886f70d01010b": 1,
-    "2a864886f70d01010c": 2,
-    "2a864886f70d01010d": 3,
-    "2a864886f70d01010e": 4,
+    "2a864886f70d01010b": "sha256",
+    "2a864886f70d01010c": "sha384",
+    "2a864886f70d01010d": "sha512",
 }
 _ECDSA_HASH_ID = {
-    "2a8648ce3d040302": 1,
-    "2a8648ce3d040303": 2,
-    "2a8648ce3d040304": 3,
-    "2a8648ce3d040301": 4,
+    "2a8648ce3d040302": "sha256",
+    "2a8648ce3d040303": "sha384",
+    "2a8648ce3d040304": "sha512",
 }
 _NATIVE_MIN = 16  # fewer signatures than this in a batch: cryptography, one by one
 _PIPELINE_PART = 256  # signatures per part handed to the helper thread
@@ -229,7 +227,7 @@ _PIPELINE_PART = 256  # signatures per part handed to the helper thread
 try:
     from cps_middleware import _verify as _native
 except ImportError:  # not built (a source checkout without build_ext): cryptography only
-    _native = None
+    _native = None  # type: ignore[assignment]
 
 
 def _sigalg_oid(sigalg: bytes) -> tuple[str, bytes]:
@@ -464,8 +462,8 @@ class _Group:
     problem: str | None  # UNKNOWN_ISSUER reason, when no candidate
     # (key, CA label, pc id, SubjectPublicKeyInfo DER)
     keys: list[tuple[Any, str, int, bytes]] = field(default_factory=list)
-    # signature algorithm -> (native key slot, hash id) for the first key, None: Python
-    native: dict[bytes, tuple[int, int] | None] = field(default_factory=dict)
+    # signature algorithm -> the native verifier's key for the first key, None: Python
+    native: dict[bytes, Any] = field(default_factory=dict)
     verifiers: dict[bytes, list[tuple[Verify | str, int, str]]] = field(default_factory=dict)
     limited: bool = False  # more same-name candidate keys than the budget: some untried
 
@@ -556,8 +554,7 @@ class Engine:
         for der in config.crls:
             self._add_crl(der)
         self.groups: dict[tuple[bytes, bytes | None], _Group] = {}
-        self._native_slot: dict[bytes, int] = {}  # issuer SPKI -> slot in _native_keys
-        self._native_keys: list[bytes] = []
+        self._native_keys: dict[tuple[bytes, str], Any] = {}  # (SPKI, scheme) -> _verify.Key
         self._helper: ThreadPoolExecutor | None = None  # checks parts while we read on
         self.pcs: list[tuple[tuple[bytes, bytes], tuple[int, ...]]] = []  # (crl key, path ids)
         self._pc_limited: list[bool] = []  # its CAs' path search hit the budget
@@ -1199,10 +1196,9 @@ class Engine:
         self.groups[(issuer, aki)] = g
         return g
 
-    def _native_spec(
-        self, entry: tuple[Any, str, int, bytes], sigalg: bytes
-    ) -> tuple[int, int] | None:
-        """(key slot, hash id) when the native verifier can check this algorithm."""
+    def _native_key(self, entry: tuple[Any, str, int, bytes], sigalg: bytes) -> Any:
+        """The native verifier's key (``_verify.Key``) for this issuer key and
+        algorithm, or None when the native verifier does not take it."""
         if _native is None or self.config.threads < 1:
             return None
         key, _, _, spki = entry
@@ -1215,16 +1211,19 @@ class Engine:
             and params in (b"", b"\x05\x00")
             and isinstance(key, rsa.RSAPublicKey)
         ):
-            h = _RSA_HASH_ID[oid]
+            scheme = f"rsa-pkcs1-{_RSA_HASH_ID[oid]}"
         elif oid in _ECDSA_HASH_ID and not params and isinstance(key, ec.EllipticCurvePublicKey):
-            h = _ECDSA_HASH_ID[oid]
+            scheme = f"ecdsa-{_ECDSA_HASH_ID[oid]}"
         else:
             return None
-        slot = self._native_slot.get(spki)
-        if slot is None:
-            slot = self._native_slot[spki] = len(self._native_keys)
-            self._native_keys.append(spki)
-        return slot, h
+        nk = self._native_keys.get((spki, scheme))
+        if nk is None:
+            try:
+                nk = _native.Key(spki, scheme)
+            except ValueError:  # a key OpenSSL does not take: cryptography checks it
+                return None
+            self._native_keys[(spki, scheme)] = nk
+        return nk
 
     def close(self) -> None:
         """Stop the helper thread (it starts again if needed)."""
@@ -1233,20 +1232,18 @@ class Engine:
             self._helper = None
 
     def _submit(
-        self, jobs: list[tuple[int, int, bytes, bytes]], threads: int, here: bool = False
+        self, jobs: list[tuple[Any, bytes, bytes]], threads: int, here: bool = False
     ) -> Any:
-        """Native check of jobs: bytes of 1/0 (``here``) or a future of them."""
+        """Native check of (key, signed data, signature) jobs: bytes of 1/0
+        (``here``) or a future of them (on the helper thread)."""
         assert _native is not None
-        slots = sorted({j[0] for j in jobs})
-        remap = {s_: k for k, s_ in enumerate(slots)}
-        keys = [self._native_keys[s_] for s_ in slots]
-        args = (keys, [(remap[a], h, t_, sg) for a, h, t_, sg in jobs], max(1, threads))
+        args = ([j[0] for j in jobs], [j[2] for j in jobs], [j[1] for j in jobs], max(1, threads))
         if here:
-            return _native.verify_batch(*args)
+            return _native.verify_many(*args)
         if self._helper is None:
             self._helper = ThreadPoolExecutor(1, thread_name_prefix="cps-verify")
             weakref.finalize(self, self._helper.shutdown, wait=False)
-        return self._helper.submit(_native.verify_batch, *args)
+        return self._helper.submit(_native.verify_many, *args)
 
     def _verifiers(self, g: _Group, sigalg: bytes) -> list[tuple[Verify | str, int, str]]:
         vs = g.verifiers.get(sigalg)
@@ -1256,7 +1253,7 @@ class Engine:
                 g.native.clear()
             vs = [(make_verifier(key, sigalg), pc, label) for key, label, pc, _ in g.keys]
             g.verifiers[sigalg] = vs
-            g.native[sigalg] = self._native_spec(g.keys[0], sigalg) if g.keys else None
+            g.native[sigalg] = self._native_key(g.keys[0], sigalg) if g.keys else None
         return vs
 
     def run(self, ders: Sequence[bytes], t: int) -> Chunk:
@@ -1292,7 +1289,7 @@ class Engine:
         # with 2 threads or more, reading and checking signatures overlap
         pipelined = use_native and self.config.threads >= 2 and len(ders) >= 2 * _PIPELINE_PART
         pending: list[tuple[int, bytes, tuple[Any, ...], _Group, list[Any]]] = []
-        jobs: list[tuple[int, int, bytes, bytes]] = []
+        jobs: list[tuple[Any, bytes, bytes]] = []
         in_flight: tuple[Any, list[Any]] | None = None
 
         def settle(result: Any, part: list[Any]) -> None:
@@ -1369,7 +1366,7 @@ class Engine:
             if spec is not None:
                 # the first candidate key, natively for a part of the batch (below)
                 pending.append((i, der, f, g, vs))
-                jobs.append((spec[0], spec[1], f[F_TBS], f[F_SIG]))
+                jobs.append((spec, f[F_TBS], f[F_SIG]))
                 if pipelined and len(jobs) >= _PIPELINE_PART:
                     # this part's signatures are checked by the helper thread
                     # (GIL released) while this thread reads the next part
