@@ -65,10 +65,8 @@ class Corpus:
     leaves: list[bytes]
     truth: list[str]
     time: dt.datetime = T
-
-    @property
-    def dir(self) -> Path:
-        return CACHE
+    dir: Path = CACHE
+    int_key: str = "rsa2048"  # key type of the intermediates (what a holder costs)
 
 
 def _dn(cn: str, ou: str = "IGC-SANTE") -> x509.Name:
@@ -214,11 +212,17 @@ def _crl(issuer: x509.Certificate, key, entries: list[tuple[int, x509.ReasonFlag
     return b.sign(key, hashes.SHA256())
 
 
-def build(n: int = 20000, *, filler: int = 3000, progress: bool = True) -> Corpus:
-    """Make the corpus (deterministic; about 10 s for 20 000 leaves once keys are cached)."""
+def build(
+    n: int = 20000, *, filler: int = 3000, progress: bool = True, int_key: str = "rsa2048"
+) -> Corpus:
+    """Make the corpus (deterministic; about 10 s for 20 000 leaves once keys are cached).
+
+    ``int_key``: the intermediates' key type, ``"rsa2048"`` or ``"rsa4096"``
+    (the real IGC-Santé intermediates are RSA-4096)."""
     rng = random.Random(20260115)
     root_key = deterministic_key("bench-root-fort", "rsa4096")
-    int_keys = [deterministic_key(f"bench-int-{k}", "rsa2048") for k in ("pp", "mm")]
+    suffix = "" if int_key == "rsa2048" else f"-{int_key}"
+    int_keys = [deterministic_key(f"bench-int-{k}{suffix}", int_key) for k in ("pp", "mm")]
     unk_root_key = deterministic_key("bench-unknown-root", "rsa2048")
     unk_int_key = deterministic_key("bench-unknown-int", "rsa2048")
     rogue = deterministic_key("bench-rogue", "rsa2048")
@@ -303,7 +307,13 @@ def build(n: int = 20000, *, filler: int = 3000, progress: bool = True) -> Corpu
         crls=[c.public_bytes(der) for c in crls],
         leaves=leaves,
         truth=truth,
+        dir=cache_dir(int_key),
+        int_key=int_key,
     )
+
+
+def cache_dir(int_key: str) -> Path:
+    return CACHE if int_key == "rsa2048" else CACHE.parent / f"validation-{int_key}"
 
 
 def _pem(der: bytes, kind: str = "CERTIFICATE") -> bytes:
@@ -314,7 +324,8 @@ def _pem(der: bytes, kind: str = "CERTIFICATE") -> bytes:
     return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n".encode()
 
 
-def save(c: Corpus, d: Path = CACHE) -> None:
+def save(c: Corpus, d: Path | None = None) -> None:
+    d = d or c.dir
     d.mkdir(parents=True, exist_ok=True)
     gi = d.parent / ".gitignore"
     if not gi.exists():
@@ -341,7 +352,7 @@ def save(c: Corpus, d: Path = CACHE) -> None:
     (d / "corpus.json").write_text(json.dumps(meta))
 
 
-def load(d: Path = CACHE) -> Corpus | None:
+def load(d: Path = CACHE, int_key: str = "rsa2048") -> Corpus | None:
     try:
         meta = json.loads((d / "corpus.json").read_text())
         if meta.get("version") != VERSION:
@@ -360,7 +371,7 @@ def load(d: Path = CACHE) -> Corpus | None:
         i += 4 + n
     if len(leaves) != meta["n"]:
         return None
-    return Corpus(root, inters, crls, leaves, meta["truth"])
+    return Corpus(root, inters, crls, leaves, meta["truth"], T, d, int_key)
 
 
 def _der_of(pem: bytes) -> list[bytes]:
@@ -369,12 +380,13 @@ def _der_of(pem: bytes) -> list[bytes]:
     ]
 
 
-def load_or_build(n: int = 20000) -> Corpus:
-    c = load()
+def load_or_build(n: int = 20000, int_key: str = "rsa2048") -> Corpus:
+    d = cache_dir(int_key)
+    c = load(d, int_key)
     if c is not None and len(c.leaves) == n:
         return c
-    print(f"building the benchmark corpus ({n} certificates) in {CACHE} ...", flush=True)
-    c = build(n)
+    print(f"building the benchmark corpus ({n} certificates) in {d} ...", flush=True)
+    c = build(n, int_key=int_key)
     save(c)
     return c
 

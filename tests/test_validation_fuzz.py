@@ -30,6 +30,7 @@ def setup() -> tuple[Validator, bytes]:
         .not_valid_before(NOW - dt.timedelta(days=9))
         .not_valid_after(NOW + dt.timedelta(days=9))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(k.public_key()), False)
         .sign(k, hashes.SHA256())
     )
     leaf = (

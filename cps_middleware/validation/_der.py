@@ -12,6 +12,7 @@ bad input and nothing else; callers turn it into a ``MALFORMED`` result.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ OID_SKI = bytes.fromhex("551d0e")  # 2.5.29.14
 OID_AKI = bytes.fromhex("551d23")  # 2.5.29.35
 OID_SAN = bytes.fromhex("551d11")  # 2.5.29.17
 OID_NAME_CONSTRAINTS = bytes.fromhex("551d1e")  # 2.5.29.30
+OID_CRL_DP = bytes.fromhex("551d1f")  # 2.5.29.31
 OID_CRL_REASON = bytes.fromhex("551d15")  # 2.5.29.21
 OID_INVALIDITY_DATE = bytes.fromhex("551d18")  # 2.5.29.24
 OID_ANY_POLICY = bytes.fromhex("551d2000")  # 2.5.29.32.0
@@ -97,6 +99,15 @@ def _tlv(b: bytes, i: int, end: int) -> tuple[int, int, int]:
     return tag, i, e
 
 
+def integer(v: bytes, what: str = "INTEGER") -> int:
+    """DER INTEGER contents → int; refuses empty and non-minimal encodings (X.690 8.3.2)."""
+    if not v:
+        raise DerError(f"empty {what}")
+    if len(v) > 1 and ((v[0] == 0 and v[1] < 0x80) or (v[0] == 0xFF and v[1] >= 0x80)):
+        raise DerError(f"non-minimal {what}")
+    return int.from_bytes(v, "big", signed=True)
+
+
 def _time(b: bytes, tag: int, s: int, e: int) -> bytes:
     """UTCTime / GeneralizedTime → 15 ASCII bytes ``YYYYMMDDHHMMSSZ``."""
     v = b[s:e]
@@ -105,7 +116,7 @@ def _time(b: bytes, tag: int, s: int, e: int) -> bytes:
             raise DerError("bad UTCTime")
         return (b"19" if v[0] >= 0x35 else b"20") + v
     if tag == 0x18 and e - s == 15:
-        if not (v[:14].isdigit() and v[14] == 0x5A):
+        if not (v[:14].isdigit() and v[14] == 0x5A) or v[:4] == b"0000":
             raise DerError("bad GeneralizedTime")
         return v
     raise DerError("bad time encoding")
@@ -127,7 +138,7 @@ def times_to_epoch(stamps: list[bytes]) -> npt.NDArray[np.int64]:
     ss = a[:, 12] * 10 + a[:, 13]
     leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
     mdays = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
-    ok = (mo >= 1) & (mo <= 12) & (hh < 24) & (mi < 60) & (ss < 60) & (d >= 1)
+    ok = (y >= 1) & (mo >= 1) & (mo <= 12) & (hh < 24) & (mi < 60) & (ss < 60) & (d >= 1)
     mlen = mdays[np.clip(mo - 1, 0, 11)] + ((mo == 2) & leap)
     ok &= d <= mlen
     if not ok.all():
@@ -153,8 +164,9 @@ def _epoch_one(stamp: bytes) -> int:
     y, mo, d = int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8])
     hh, mi, ss = int(stamp[8:10]), int(stamp[10:12]), int(stamp[12:14])
     leap = (y % 4 == 0 and y % 100 != 0) or y % 400 == 0
-    if not (
-        1 <= mo <= 12
+    if not stamp[:14].isdigit() or not (
+        y >= 1
+        and 1 <= mo <= 12
         and hh < 24
         and mi < 60
         and ss < 60
@@ -203,8 +215,10 @@ def _policies(b: bytes, s: int, e: int) -> tuple[bytes, ...]:
 
 def _key_usage(b: bytes, s: int, e: int) -> int:
     tag, s, e = _tlv(b, s, e)
-    if tag != 0x03 or e - s < 1 or e - s > 3 or b[s] > 7:
+    if tag != 0x03 or e - s < 1 or e - s > 3 or b[s] > 7 or (e - s == 1 and b[s]):
         raise DerError("bad keyUsage")
+    if e - s > 1 and b[e - 1] & ((1 << b[s]) - 1):
+        raise DerError("bad keyUsage (non-zero padding bits)")
     bits = 0
     for k, byte in enumerate(b[s + 1 : e]):
         for j in range(8):
@@ -232,7 +246,7 @@ def _basic_constraints(b: bytes, s: int, e: int) -> tuple[bool, int]:
         if s < e:
             if tag != 0x02 or ce - cs < 1 or ce - cs > 4 or b[cs] & 0x80:
                 raise DerError("bad pathLenConstraint")
-            plen = int.from_bytes(b[cs:ce], "big")
+            plen = integer(b[cs:ce], "pathLenConstraint")
             s = ce
         if s != e:
             raise DerError("trailing data in basicConstraints")
@@ -251,8 +265,9 @@ def _aki(b: bytes, s: int, e: int) -> bytes | None:
 
 
 def _octets(b: bytes, s: int, e: int) -> bytes:
+    end = e
     tag, s, e = _tlv(b, s, e)
-    if tag != 0x04:
+    if tag != 0x04 or e != end:
         raise DerError("bad OCTET STRING")
     return b[s:e]
 
@@ -278,7 +293,14 @@ def _octets(b: bytes, s: int, e: int) -> bytes:
     F_CRITICAL,
     F_SAN,
     F_NC,
-) = range(19)
+    F_CHECK,
+    F_PRESENT,
+    F_CRITMASK,
+    F_CRLDP,
+) = range(23)
+
+# bits of F_PRESENT / F_CRITMASK: 1 << kind, for the extensions of _KINDS
+X_KU, X_BC, X_AKI, X_SKI, X_POLICIES, X_EKU, X_SAN, X_NC, X_CRLDP = (1 << k for k in range(1, 10))
 
 CertFacts = tuple[Any, ...]
 
@@ -293,8 +315,15 @@ def parse_certificate(der: bytes) -> CertFacts:
     (-1 if none), EKU OIDs (None if absent), policy OIDs (None if absent), AKI
     key id, SKI, the first unhandled critical extension OID (None if none),
     and the extnValue bytes of subjectAltName and nameConstraints (None if
-    absent; read by :mod:`._names` only on name-constrained paths).
+    absent; read by :mod:`._names` only on name-constrained paths), and the
+    extensions whose value ``cryptography`` parses (full TLVs, SKI and SAN
+    excepted: :func:`check_certificate` reads those itself).
+
+    A certificate larger than :data:`MAX_CERTIFICATE` bytes is refused before
+    any per-byte work.
     """
+    if len(der) > MAX_CERTIFICATE:
+        raise DerError(f"larger than {MAX_CERTIFICATE // 1024} KiB")
     try:
         return _parse_certificate(der)
     except IndexError:
@@ -315,7 +344,11 @@ _KINDS = {
     OID_EXT_KEY_USAGE: 6,
     OID_SAN: 7,  # kept for name constraints; may be critical (empty subject)
     OID_NAME_CONSTRAINTS: 8,
+    OID_CRL_DP: 9,  # read for CRL scope (partitioned CRLs)
 }
+
+# Largest certificate read (real ones are 1-3 KiB): refused before any per-byte work.
+MAX_CERTIFICATE = 64 * 1024
 
 
 def _parse_certificate(der: bytes) -> CertFacts:
@@ -361,7 +394,7 @@ def _parse_certificate(der: bytes) -> CertFacts:
     if der[i] != 0x02 or n == 0 or n > 21:
         raise DerError("bad serialNumber")
     i += 2 + n
-    serial = der[i - n : i]
+    serial = integer(der[i - n : i], "serialNumber")
     ce = i + len(sigalg)
     if der[i:ce] != sigalg:
         raise DerError("inner and outer signature algorithms differ")
@@ -412,6 +445,10 @@ def _parse_certificate(der: bytes) -> CertFacts:
     critical = None
     san = None
     nc = None
+    check: list[bytes] = []
+    crldp = None
+    present = 0
+    critmask = 0
     while i < te:
         tag, cs, ce = tlv(der, i, te)
         if tag in (0x81, 0x82):  # issuer/subject unique IDs
@@ -467,6 +504,11 @@ def _parse_certificate(der: bytes) -> CertFacts:
             if der[oe] != 0x04 or ve != ee:
                 raise DerError("bad extension value")
             kind = kinds.get(oid, 0)
+            present |= 1 << kind
+            if crit:
+                critmask |= 1 << kind
+            if kind != 4 and kind != 7 and oid in _PARSED_BY_CRYPTOGRAPHY:
+                check.append(der[xs:ee])
             if kind == 0:
                 if crit and critical is None:
                     critical = oid
@@ -499,6 +541,8 @@ def _parse_certificate(der: bytes) -> CertFacts:
                 san = der[vs:ve]
             elif kind == 8:
                 nc = der[vs:ve]
+            elif kind == 9:
+                crldp = der[vs:ve]
             xs = ee
         if len(oids) != len(set(oids)):
             raise DerError("duplicate extension")
@@ -523,22 +567,27 @@ def _parse_certificate(der: bytes) -> CertFacts:
         critical,
         san,
         nc,
+        tuple(check),
+        present,
+        critmask,
+        crldp,
     )
 
 
 def oid_text(raw: bytes) -> str:
     """Dotted text of raw OID content bytes (for reasons shown to people)."""
-    if not raw:
-        return "?"
-    first = raw[0]
-    parts = [str(min(first // 40, 2)), str(first - 40 * min(first // 40, 2))]
+    subids = []
     n = 0
-    for byte in raw[1:]:
+    for byte in raw:
         n = (n << 7) | (byte & 0x7F)
         if not byte & 0x80:
-            parts.append(str(n))
+            subids.append(n)
             n = 0
-    return ".".join(parts)
+    if not subids:
+        return "?"
+    first = subids[0]
+    top = min(first // 40, 2)  # the first sub-identifier holds two arcs (X.690 8.19.4)
+    return ".".join(str(x) for x in [top, first - 40 * top, *subids[1:]])
 
 
 def oid_raw(dotted: str) -> bytes:
@@ -562,7 +611,7 @@ def oid_raw(dotted: str) -> bytes:
 
 # An entry: serial (INTEGER content) -> (revocation stamp, reason code or -1,
 # invalidity stamp or None). Reason codes are RFC 5280 CRLReason values.
-CrlEntries = dict[bytes, tuple[bytes, int, bytes | None]]
+CrlEntries = dict[int, tuple[bytes, int, bytes | None]]
 
 
 def parse_crl_entries(der: bytes) -> tuple[CrlEntries, bytes | None]:
@@ -608,7 +657,7 @@ def parse_crl_entries(der: bytes) -> tuple[CrlEntries, bytes | None]:
         tag, ss, se = _tlv(der, es, ee)
         if tag != 0x02:
             raise DerError("bad CRL entry serial")
-        serial = der[ss:se]
+        serial = integer(der[ss:se], "CRL entry serial")
         tag, ds, de = _tlv(der, se, ee)
         stamp = _time(der, tag, ds, de)
         reason = -1
@@ -624,8 +673,12 @@ def parse_crl_entries(der: bytes) -> tuple[CrlEntries, bytes | None]:
                 tag, vs, ve = _tlv(der, oe, ye)
                 crit = False
                 if tag == 0x01:
-                    crit = ve - vs == 1 and der[vs] != 0
+                    if ve - vs != 1 or der[vs] != 0xFF:  # DER: FALSE is omitted
+                        raise DerError("bad critical flag in a CRL entry")
+                    crit = True
                     tag, vs, ve = _tlv(der, ve, ye)
+                if tag != 0x04 or ve != ye:
+                    raise DerError("bad CRL entry extension")
                 if oid == OID_CRL_REASON:
                     rt, rcs, rce = _tlv(der, vs, ve)
                     if rt != 0x0A or rce - rcs != 1:
@@ -637,6 +690,276 @@ def parse_crl_entries(der: bytes) -> tuple[CrlEntries, bytes | None]:
                 elif crit and bad_critical is None:
                     bad_critical = oid
                 xs = ye
+        if serial in entries:
+            raise DerError("a serial number listed twice")
         entries[serial] = (stamp, reason, invalidity)
         rs = ee
     return entries, bad_critical
+
+
+# --- what the walk does not read -------------------------------------------------
+
+# Extensions whose value cryptography parses when its ``.extensions`` is read
+# (cryptography.x509.oid.ExtensionOID): a certificate carrying one of them is
+# accepted only if cryptography parses it (checked once per distinct value).
+_PARSED_BY_CRYPTOGRAPHY = frozenset(
+    oid_raw(x)
+    for x in (
+        "1.3.36.8.3.3",
+        "1.3.6.1.4.1.11129.2.4.2",
+        "1.3.6.1.4.1.11129.2.4.3",
+        "1.3.6.1.4.1.11129.2.4.5",
+        "1.3.6.1.4.1.311.21.7",
+        "1.3.6.1.5.5.7.1.1",
+        "1.3.6.1.5.5.7.1.11",
+        "1.3.6.1.5.5.7.1.24",
+        "1.3.6.1.5.5.7.48.1.5",
+        "2.5.29.9",
+        "2.5.29.14",
+        "2.5.29.15",
+        "2.5.29.16",
+        "2.5.29.17",
+        "2.5.29.18",
+        "2.5.29.19",
+        "2.5.29.20",
+        "2.5.29.21",
+        "2.5.29.23",
+        "2.5.29.24",
+        "2.5.29.27",
+        "2.5.29.28",
+        "2.5.29.29",
+        "2.5.29.30",
+        "2.5.29.31",
+        "2.5.29.32",
+        "2.5.29.33",
+        "2.5.29.35",
+        "2.5.29.36",
+        "2.5.29.37",
+        "2.5.29.46",
+        "2.5.29.54",
+    )
+)
+
+_PRINTABLE = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?"
+)
+MAX_NAME = 8 * 1024  # a Name longer than this is refused (real ones: < 500 bytes)
+
+
+def check_oid(v: bytes) -> None:
+    """OBJECT IDENTIFIER contents: non-empty, minimal base-128 sub-identifiers."""
+    if not v or v[-1] & 0x80:
+        raise DerError("bad OBJECT IDENTIFIER")
+    prev = 0
+    for byte in v:
+        if byte == 0x80 and not prev & 0x80:
+            raise DerError("non-minimal OBJECT IDENTIFIER")
+        prev = byte
+
+
+def _check_string(tag: int, v: bytes) -> None:
+    try:
+        if tag == 0x0C:
+            v.decode("utf-8")
+        elif tag == 0x13:
+            if not _PRINTABLE.issuperset(v):
+                raise DerError("bad PrintableString")
+        elif tag in (0x16, 0x1A, 0x14, 0x12):  # IA5, Visible, Teletex, Numeric: ASCII
+            v.decode("ascii")
+            if tag == 0x12 and not v.replace(b" ", b"").isdigit() and v.strip(b" "):
+                raise DerError("bad NumericString")
+        elif tag == 0x1E:
+            if len(v) % 2:
+                raise DerError("bad BMPString")
+            v.decode("utf-16-be")
+        elif tag == 0x1C:
+            if len(v) % 4:
+                raise DerError("bad UniversalString")
+            v.decode("utf-32-be")
+        elif tag == 0x03:
+            if not v or v[0]:
+                raise DerError("bad BIT STRING in a name")
+        else:
+            raise DerError(f"an attribute value of tag {tag:#x} in a name")
+    except UnicodeDecodeError:
+        raise DerError(f"a string of tag {tag:#x} that does not decode in a name") from None
+
+
+def check_name(name: bytes, good: dict[bytes, None] | None = None) -> None:
+    """A Name (full TLV): RDNs of AttributeTypeAndValue, readable OIDs and strings.
+
+    ``good`` remembers RDNs already found readable (holders share most of theirs)."""
+    if len(name) > MAX_NAME:
+        raise DerError(f"a name longer than {MAX_NAME} bytes")
+    tag, s, e = _tlv(name, 0, len(name))
+    if tag != 0x30 or e != len(name):
+        raise DerError("bad Name")
+    while s < e:
+        tag, rs, re_ = _tlv(name, s, e)
+        if tag != 0x31 or rs == re_:
+            raise DerError("bad RelativeDistinguishedName")
+        rdn = name[s:re_]
+        if good is not None and rdn in good:
+            s = re_
+            continue
+        while rs < re_:
+            tag, as_, ae = _tlv(name, rs, re_)
+            if tag != 0x30:
+                raise DerError("bad AttributeTypeAndValue")
+            tag, os_, oe = _tlv(name, as_, ae)
+            if tag != 0x06:
+                raise DerError("bad attribute type")
+            check_oid(name[os_:oe])
+            tag, vs, ve = _tlv(name, oe, ae)
+            if ve != ae:
+                raise DerError("bad AttributeTypeAndValue")
+            _check_string(tag, name[vs:ve])
+            rs = ae
+        if good is not None:
+            good[rdn] = None
+        s = re_
+
+
+def _ascii(v: bytes, what: str) -> None:
+    try:
+        v.decode("ascii")
+    except UnicodeDecodeError:
+        raise DerError(f"{what} is not an IA5String") from None
+
+
+def check_general_names(b: bytes, what: str) -> None:
+    """A GeneralNames SEQUENCE (full TLV, e.g. a subjectAltName extnValue)."""
+    tag, s, e = _tlv(b, 0, len(b))
+    if tag != 0x30 or e != len(b) or s == e:
+        raise DerError(f"bad {what}")
+    while s < e:
+        tag, cs, ce = _tlv(b, s, e)
+        if tag == 0xA0:  # otherName: type-id OID, [0] EXPLICIT value
+            t, os_, oe = _tlv(b, cs, ce)
+            if t != 0x06:
+                raise DerError(f"bad otherName in {what}")
+            check_oid(b[os_:oe])
+            t, _, ve = _tlv(b, oe, ce)
+            if t != 0xA0 or ve != ce:
+                raise DerError(f"bad otherName in {what}")
+        elif tag in (0x81, 0x82, 0x86):
+            _ascii(b[cs:ce], what)
+        elif tag == 0xA4:
+            t, _, ne = _tlv(b, cs, ce)
+            if t != 0x30 or ne != ce:
+                raise DerError(f"bad directoryName in {what}")
+            check_name(b[cs:ce])
+        elif tag == 0x87:
+            if ce - cs not in (4, 16):
+                raise DerError(f"an iPAddress of {ce - cs} bytes in {what}")
+        elif tag == 0x88:
+            check_oid(b[cs:ce])
+        elif tag in (0xA3, 0xA5):  # cryptography cannot represent them: refused
+            raise DerError(f"an x400Address or ediPartyName in {what}")
+        else:
+            raise DerError(f"bad GeneralName in {what}")
+        s = ce
+
+
+def check_certificate(der: bytes, f: CertFacts, good: dict[bytes, None]) -> None:
+    """What the walk does not read, checked before a certificate can be VALID.
+
+    ``cryptography`` must load it (structure, strict DER, version) and read
+    its public key; subject and issuer strings must decode; subjectAltName
+    and subjectKeyIdentifier are read here; every other extension that
+    ``cryptography`` parses must parse there, checked once per distinct
+    extension (``good`` remembers the ones that did; the caller bounds it).
+    Raises DerError.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    try:
+        if f[F_SERIAL] > 0:
+            cert = x509.load_der_x509_certificate(der)
+        else:  # cryptography warns; the validator's serial_not_positive rule reports it
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cert = x509.load_der_x509_certificate(der)
+    except Exception as exc:  # ValueError, InvalidVersion ...
+        _epoch_one(f[F_NB])  # an impossible date is the clearer reason
+        _epoch_one(f[F_NA])
+        raise DerError(f"not a certificate cryptography can read ({_short(exc)})") from None
+    try:
+        load_der_public_key(f[F_SPKI])
+    except Exception as exc:  # ValueError, UnsupportedAlgorithm ...
+        raise DerError(f"the public key cannot be read ({_short(exc)})") from None
+    check_name(f[F_SUBJECT], good)  # RDN by RDN: holders share most of theirs
+    if f[F_ISSUER] not in good:
+        check_name(f[F_ISSUER], good)
+        good[f[F_ISSUER]] = None
+    if f[F_SAN] is not None:
+        check_general_names(f[F_SAN], "subjectAltName")
+    for x in f[F_CHECK]:
+        if x not in good:
+            break
+    else:
+        return  # every extension value was read fine before
+    try:
+        cert.extensions  # noqa: B018 (parsed for its errors)
+    except Exception as exc:  # ValueError, DuplicateExtension ...
+        raise DerError(f"an extension cannot be read ({_short(exc)})") from None
+    for x in f[F_CHECK]:
+        good[x] = None
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 160 else text[:157] + "..."
+
+
+def _dp_name(b: bytes, s: int, e: int) -> frozenset[bytes]:
+    """A DistributionPointName (the content of its [0] EXPLICIT wrapper) → name tokens:
+    each fullName GeneralName TLV, or the nameRelativeToCRLIssuer TLV."""
+    tag, cs, ce = _tlv(b, s, e)
+    if ce != e:
+        raise DerError("bad DistributionPointName")
+    if tag == 0xA1:
+        return frozenset([b[s:e]])
+    if tag != 0xA0:
+        raise DerError("bad DistributionPointName")
+    out = []
+    while cs < ce:
+        _, _, ne = _tlv(b, cs, ce)
+        out.append(b[cs:ne])
+        cs = ne
+    return frozenset(out)
+
+
+def crl_dp_names(value: bytes) -> frozenset[bytes]:
+    """Every distribution point name of a cRLDistributionPoints extnValue (CRL scope)."""
+    try:
+        tag, s, e = _tlv(value, 0, len(value))
+        if tag != 0x30 or e != len(value):
+            raise DerError("bad cRLDistributionPoints")
+        out: set[bytes] = set()
+        while s < e:
+            tag, ds, de = _tlv(value, s, e)
+            if tag != 0x30:
+                raise DerError("bad DistributionPoint")
+            if ds < de and value[ds] == 0xA0:
+                _, ns, ne = _tlv(value, ds, de)
+                out |= _dp_name(value, ns, ne)
+            s = de
+        return frozenset(out)
+    except IndexError:
+        raise DerError("truncated cRLDistributionPoints") from None
+
+
+def idp_names(value: bytes) -> frozenset[bytes] | None:
+    """The distributionPoint names of an issuingDistributionPoint extnValue (None if absent)."""
+    try:
+        tag, s, e = _tlv(value, 0, len(value))
+        if tag != 0x30 or e != len(value):
+            raise DerError("bad issuingDistributionPoint")
+        if s < e and value[s] == 0xA0:
+            _, ns, ne = _tlv(value, s, e)
+            return _dp_name(value, ns, ne)
+        return None
+    except IndexError:
+        raise DerError("truncated issuingDistributionPoint") from None

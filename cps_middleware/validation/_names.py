@@ -280,9 +280,33 @@ def _dns_match(name: str, base: str) -> bool:
     return len(name) == len(base) or base[0] == "." or name[-len(base) - 1] == "."
 
 
+_LDH = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def _dns_syntax(name: str, *, wildcard: bool = True) -> bool:
+    """RFC 5280 4.2.1.6 / RFC 1034 3.5 preferred name syntax (a leftmost ``*``
+    label allowed in a certificate name): letters, digits, hyphens; labels of
+    1..63 characters not starting or ending with a hyphen; 253 at most."""
+    if not name or len(name) > 253:
+        return False
+    labels = name.lower().split(".")
+    if wildcard and labels[0] == "*" and len(labels) > 1:
+        labels = labels[1:]
+    return all(
+        0 < len(lab) <= 63 and _LDH.issuperset(lab) and lab[0] != "-" and lab[-1] != "-"
+        for lab in labels
+    )
+
+
 def _mailbox(name: str) -> tuple[str, str]:
     local, at, host = name.rpartition("@")
-    if not at or not local or not host:
+    if (
+        not at
+        or not local
+        or not host
+        or any(c <= " " or c == "\x7f" for c in local)
+        or not _dns_syntax(host, wildcard=False)
+    ):
         raise DerError(f"'{name}' is not a mailbox (local-part@host)")
     return local, host.lower()
 
@@ -369,6 +393,8 @@ def violation(names: list[Name], constraints: tuple[Constraints, ...]) -> str | 
                     f"CA '{nc.ca}' and cannot be checked"
                 )
             match = _MATCH[form]
+            if form == F_DNS and not _dns_syntax(value):  # type: ignore[arg-type]
+                return f"{text} is not a valid DNS name (RFC 5280 4.2.1.6), constrained {of}"
             try:
                 # permitted first, as OpenSSL does: the same reason for a name in both
                 if perm is not None and not any(match(value, b) for b, _ in perm):  # type: ignore[operator]

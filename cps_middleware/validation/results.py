@@ -40,10 +40,17 @@ class Status(enum.IntEnum):
     REVOCATION_UNKNOWN = 11
     POLICY_NOT_ALLOWED = 12
     NAME_CONSTRAINTS_VIOLATED = 13
+    NONCONFORMING = 14  # breaks an RFC 5280 rule of the profile (``code`` names it)
+    PATH_BUILDING_LIMIT = 15  # path building gave up: too many candidates or checks
 
     @property
     def ok(self) -> bool:
         return self is Status.VALID
+
+    @property
+    def code(self) -> str:
+        """The status as a message code (``validation.<code>`` in the catalogue)."""
+        return self.name.lower()
 
 
 # RFC 5280 CRLReason codes → names (as in cryptography's x509.ReasonFlags).
@@ -78,13 +85,28 @@ class ValidationResult:
     ``path`` holds the CA certificates from the issuer of the validated
     certificate up to the trust anchor (the validated certificate itself is
     not repeated); it is the path that was judged, empty when none was found.
-    ``revocation`` is set when the status is REVOKED.
+    ``revocation`` is set when the status is REVOKED. ``code`` says why in a
+    form a program branches on: the status code (``"expired"``...) or, for
+    NONCONFORMING and some REVOCATION_UNKNOWN results, the rule or cause
+    (``"aki_missing"``, ``"crl_indirect"``...); each code has a French and an
+    English sentence in the message catalogue (``validation.<code>``).
     """
 
     status: Status
     reason: str
     path: tuple[x509.Certificate, ...] = ()
     revocation: Revocation | None = None
+    code: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.code:
+            object.__setattr__(self, "code", self.status.code)
+
+    def message(self, lang: str | None = None) -> str:
+        """The catalogue sentence for :attr:`code` (French by default)."""
+        from cps_middleware.messages import text
+
+        return text(f"validation.{self.code}", lang)
 
     @property
     def ok(self) -> bool:

@@ -150,11 +150,15 @@ def igc_sante_test(
     else:
         store = TrustStore.from_certificates(source, name="IGC-Santé TEST")
     for c in store.anchors + store.intermediates:
-        cns = c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        try:
+            cns = c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        except ValueError:  # a subject cryptography cannot read
+            cns = []
         cn = str(cns[0].value) if cns else ""
         if not cn.startswith("TEST AC"):
             raise ValidationSetupError(
-                f"{c.subject.rfc4514_string()} is not an IGC-Santé TEST CA",
+                f"{cn or 'a certificate without a readable common name'} "
+                "is not an IGC-Santé TEST CA",
                 function="igc_sante_test",
                 hint="the TEST store takes only 'TEST AC ...' certificates",
             )
@@ -171,9 +175,9 @@ def load_certificates(source: str | os.PathLike[str] | bytes) -> list[x509.Certi
             return list(x509.load_pem_x509_certificates(data))
         try:
             return [x509.load_der_x509_certificate(data)]
-        except ValueError:
+        except Exception:
             return list(pkcs7.load_der_pkcs7_certificates(data))
-    except ValueError as exc:
+    except Exception as exc:
         raise ValidationSetupError(
             f"no certificate could be read from {_label(source)}",
             function="load_certificates",
@@ -194,19 +198,30 @@ def load_crls(source: str | os.PathLike[str] | bytes) -> list[bytes]:
             for block in data.split(b"-----BEGIN X509 CRL-----")[1:]:
                 pem = b"-----BEGIN X509 CRL-----" + block.split(b"-----END X509 CRL-----")[0]
                 pem += b"-----END X509 CRL-----\n"
-                crls.append(x509.load_pem_x509_crl(pem).public_bytes(Encoding.DER))
+                crls.append(_checked_crl(x509.load_pem_x509_crl(pem).public_bytes(Encoding.DER)))
             if not crls:
                 raise ValueError("no X509 CRL block")
             return crls
-        x509.load_der_x509_crl(data)
-        return [data]
-    except ValueError as exc:
+        return [_checked_crl(data)]
+    except Exception as exc:
         raise ValidationSetupError(
             f"no CRL could be read from {_label(source)}", function="load_crls"
         ) from exc
 
 
 # --- helpers --------------------------------------------------------------------
+
+
+def _checked_crl(der: bytes) -> bytes:
+    """The CRL's DER if cryptography reads all of it (lazily parsed parts included)."""
+    crl = x509.load_der_x509_crl(der)
+    crl.extensions  # noqa: B018 (read for its errors: duplicates, bad values)
+    crl.last_update_utc  # noqa: B018
+    crl.next_update_utc  # noqa: B018
+    for entry in crl:
+        entry.revocation_date_utc  # noqa: B018
+        entry.extensions  # noqa: B018
+    return der
 
 
 def _as_certificates(certs: Iterable[CertificateSource]) -> list[x509.Certificate]:

@@ -38,7 +38,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from cps_middleware.errors import ValidationSetupError
 from cps_middleware.validation import _der
-from cps_middleware.validation._engine import Config, Engine, worker_init, worker_run
+from cps_middleware.validation._engine import (
+    PROFILES,
+    RULES,
+    Chunk,
+    Config,
+    Engine,
+    worker_init,
+    worker_run,
+)
 from cps_middleware.validation.results import BatchResult, Status, ValidationResult
 from cps_middleware.validation.store import CertificateSource, TrustStore, load_crls
 
@@ -78,6 +86,10 @@ class ValidatorBuilder:
     _max_depth: Any = _UNSET
     _workers: Any = _UNSET
     _memo_size: Any = _UNSET
+    _profile: Any = _UNSET
+    _relaxed: Any = _UNSET
+    _budget: Any = _UNSET
+    _threads: Any = _UNSET
 
     def _set(self, name: str, value: object) -> ValidatorBuilder:
         if getattr(self, name) is not _UNSET:
@@ -116,7 +128,13 @@ class ValidatorBuilder:
         out: list[bytes] = []
         for c in crls:
             if isinstance(c, x509.CertificateRevocationList):
-                out.append(c.public_bytes(Encoding.DER))
+                try:
+                    der = c.public_bytes(Encoding.DER)
+                except Exception as exc:
+                    raise ValidationSetupError(
+                        f"unreadable CRL: {exc}", function="ValidatorBuilder.crls"
+                    ) from exc
+                out.extend(load_crls(der))
             elif isinstance(c, bytes | bytearray | str | os.PathLike):
                 out.extend(load_crls(bytes(c) if isinstance(c, bytearray) else c))
             else:
@@ -173,6 +191,69 @@ class ValidatorBuilder:
             )
         return self._set("_max_depth", n)
 
+    def profile(self, name: str) -> ValidatorBuilder:
+        """What an end-entity certificate may lack (the CA side is the same in both).
+
+        ``"card"`` (default): the IGC-Santé card profile; a holder certificate
+        without subjectAltName (its subject names the holder) and a signature
+        certificate with nonRepudiation alone are accepted, and a VALID result
+        says it was judged under this profile. ``"pkix"``: an end-entity
+        certificate needs a subjectAltName, and a keyUsage with nonRepudiation
+        needs digitalSignature too (NONCONFORMING, code ``san_missing`` /
+        ``non_repudiation_only``).
+        """
+        if name not in PROFILES:
+            raise ValidationSetupError(
+                f"profile {name!r} is not one of {', '.join(PROFILES)}",
+                function="ValidatorBuilder.profile",
+            )
+        return self._set("_profile", name)
+
+    def relax(self, *rules: str) -> ValidatorBuilder:
+        """RFC 5280 issuer rules not to enforce (all are by default), by name.
+
+        ``serial_not_positive`` (4.1.2.2), ``aki_missing`` / ``aki_critical``
+        (4.2.1.1), ``ski_missing`` / ``ski_critical`` (4.2.1.2),
+        ``ca_empty_subject`` (4.1.2.6), ``basic_constraints_not_critical``
+        (4.2.1.9), ``key_cert_sign_without_ca`` (4.2.1.3), ``eku_empty``
+        (4.2.1.12), ``name_constraints_not_critical`` (4.2.1.10),
+        ``empty_subject_without_critical_san`` (4.2.1.6), ``crl_number_missing``
+        / ``crl_number_critical`` (5.2.3). A certificate breaking one is
+        NONCONFORMING with the rule as its ``code``; a CRL breaking one is set
+        aside (see :attr:`Validator.problems`).
+        """
+        unknown = [r for r in rules if r not in RULES]
+        if unknown or not rules:
+            raise ValidationSetupError(
+                f"unknown rule(s): {', '.join(unknown) or '(none given)'}",
+                function="ValidatorBuilder.relax",
+                hint="one of " + ", ".join(RULES),
+            )
+        return self._set("_relaxed", frozenset(rules))
+
+    def path_budget(self, *, candidates: int = 64, signatures: int = 256) -> ValidatorBuilder:
+        """Limits of path building among the CA certificates (defaults shown):
+        candidate paths explored per certificate and CA signature checks in all.
+        Beyond them, PATH_BUILDING_LIMIT (depth is bounded by :meth:`max_depth`)."""
+        if not (1 <= candidates <= 4096 and 1 <= signatures <= 1_000_000):
+            raise ValidationSetupError(
+                "path_budget: candidates 1..4096, signatures 1..1000000",
+                function="ValidatorBuilder.path_budget",
+            )
+        return self._set("_budget", (candidates, signatures))
+
+    def threads(self, n: int) -> ValidatorBuilder:
+        """Threads that share a batch's signature checks (default 1).
+
+        The holders' signatures of a batch (RSA PKCS#1 v1.5 and ECDSA with
+        SHA-2, the first candidate issuer key) are checked in native code
+        (``cps_middleware._verify``, OpenSSL, the GIL released), split across
+        ``n`` threads; ``0`` checks each with ``cryptography`` instead. Other
+        algorithms and small batches always use ``cryptography``."""
+        if not isinstance(n, int) or not 0 <= n <= 64:
+            raise ValidationSetupError("threads must be 0..64", function="ValidatorBuilder.threads")
+        return self._set("_threads", n)
+
     def workers(self, n: int) -> ValidatorBuilder:
         """Processes that share large batches (default 1: this process only).
 
@@ -216,6 +297,10 @@ class ValidatorBuilder:
             policies=None if self._policies is _UNSET else self._policies,
             max_depth=8 if self._max_depth is _UNSET else self._max_depth,
             revocation=mode,
+            profile="card" if self._profile is _UNSET else self._profile,
+            relaxed=frozenset() if self._relaxed is _UNSET else self._relaxed,
+            budget=(64, 256) if self._budget is _UNSET else self._budget,
+            threads=1 if self._threads is _UNSET else self._threads,
         )
         return Validator(
             config,
@@ -255,6 +340,11 @@ class Validator:
     def revocation_mode(self) -> str:
         return self._config.revocation
 
+    @property
+    def profile(self) -> str:
+        """The end-entity profile verdicts are given under (``"card"`` or ``"pkix"``)."""
+        return self._config.profile
+
     def validate(self, cert: CertificateSource | object) -> ValidationResult:
         """One certificate's verdict (never raises for bad input)."""
         return self.validate_many([cert])[0]
@@ -275,7 +365,8 @@ class Validator:
             return self._validate(ders, early, t)
 
     def close(self) -> None:
-        """Stop the worker processes (the validator stays usable, in this process)."""
+        """Stop the worker processes and the helper thread (the validator stays usable)."""
+        self._engine.close()
         if self._finalizer is not None:
             self._finalizer()
             self._finalizer = None
@@ -327,9 +418,20 @@ class Validator:
                     )
         return BatchResult(out)  # type: ignore[arg-type]
 
+    def _run_here(self, ders: list[bytes], t: int) -> Any:
+        """The engine on one part; a certificate that makes it fail is MALFORMED
+        on its own (the rest of the batch keeps its verdicts)."""
+        try:
+            return self._engine.run(ders, t)
+        except Exception:
+            if len(ders) == 1:
+                return _failed_chunk(1)
+            parts = [self._run_here([d], t) for d in ders]
+            return _concat_chunks(parts)
+
     def _run(self, ders: list[bytes], t: int) -> list[Any]:
         if self._workers <= 1 or len(ders) < _PARALLEL_MIN:
-            return [self._engine.run(ders, t)]
+            return [self._run_here(ders, t)]
         # Parts small enough to balance the load (the workers and this process
         # take the next part when they are done), large enough to keep the
         # per-part cost (pickling, numpy set-up) small.
@@ -347,7 +449,7 @@ class Validator:
             while nxt < len(parts):
                 j = nxt
                 nxt += 1
-                out[j] = self._engine.run(parts[j], t)
+                out[j] = self._run_here(parts[j], t)
                 for f in [f for f in pending if f.done()]:
                     out[pending.pop(f)] = f.result()
                     if nxt < len(parts):
@@ -359,7 +461,7 @@ class Validator:
             self.close()
             for j, part in enumerate(parts):
                 if out[j] is None:
-                    out[j] = self._engine.run(part, t)
+                    out[j] = self._run_here(part, t)
         return out
 
     def _get_pool(self) -> ProcessPoolExecutor:
@@ -404,19 +506,50 @@ class Validator:
                         anchor = self._engine.cas[self._engine.paths[pid][-1]].label
                         r = ValidationResult(
                             Status.VALID,
-                            f"valid: chains to '{anchor}' through {len(path)} CA certificate(s)",
+                            f"valid ({self._config.profile} profile): chains to '{anchor}' "
+                            f"through {len(path)} CA certificate(s)",
                             path,
                         )
                         valid[pid] = r
                     results.append(r)
                 else:
-                    reason, rev = detail.get(j, ("", None))
+                    d = detail.get(j, ("", None))
                     results.append(
                         ValidationResult(
-                            Status(s), reason, self._path(pid) if pid >= 0 else (), rev
+                            Status(s),
+                            d[0],
+                            self._path(pid) if pid >= 0 else (),
+                            d[1],
+                            d[2] if len(d) > 2 else "",
                         )
                     )
         return results
+
+
+def _failed_chunk(n: int) -> Chunk:
+    return Chunk(
+        np.full(n, int(Status.MALFORMED), dtype=np.uint8),
+        np.full(n, -1, dtype=np.int32),
+        np.full(n, 0, dtype=np.int64),
+        np.full(n, 0, dtype=np.int64),  # an empty window: never served from the memo
+        {j: ("malformed certificate: it could not be judged", None) for j in range(n)},
+    )
+
+
+def _concat_chunks(parts: list[Chunk]) -> Chunk:
+    detail: dict[int, Any] = {}
+    k = 0
+    for p in parts:
+        for j, d in p.detail.items():
+            detail[k + j] = d
+        k += len(p.status)
+    return Chunk(
+        np.concatenate([p.status for p in parts]),
+        np.concatenate([p.path for p in parts]),
+        np.concatenate([p.lo for p in parts]),
+        np.concatenate([p.hi for p in parts]),
+        detail,
+    )
 
 
 def _certificates(certs: Iterable[CertificateSource], what: str) -> list[x509.Certificate]:

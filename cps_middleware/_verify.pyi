@@ -1,0 +1,26 @@
+"""Types of the native batch signature verifier (native/verify/verify.c)."""
+
+from collections.abc import Sequence
+
+class Key:
+    """An issuer public key decoded once, for one signature scheme.
+
+    ``scheme``: ``rsa-pkcs1-sha256|384|512``, ``rsa-pss-sha256:<salt>`` (sha384,
+    sha512), ``ecdsa-sha256|384|512``, ``ed25519``, ``ed448``. ValueError when the
+    key does not parse or does not fit the scheme.
+    """
+
+    def __init__(self, spki: bytes, scheme: str) -> None: ...
+    @property
+    def bits(self) -> int: ...
+    @property
+    def scheme(self) -> str: ...
+    def verify(self, signature: bytes, data: bytes) -> bool: ...
+
+def verify_many(
+    keys: Sequence[Key | None],
+    signatures: Sequence[bytes],
+    data: Sequence[bytes],
+    threads: int = 0,
+) -> bytes: ...
+def openssl_version() -> str: ...
