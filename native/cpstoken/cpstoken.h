@@ -87,6 +87,7 @@ typedef struct cps_card {
     void *dl;
     int dl_fd;                 /* memfd holding the copy (kept open: its /proc name must stay unique) */
     CK_FUNCTION_LIST_PTR f;
+    CK_FUNCTION_LIST own_list; /* SoftHSM's list rebound to the copy (softhsm.c) */
     int inner_init;
     CK_SLOT_ID inner_slot;
 } cps_card;
