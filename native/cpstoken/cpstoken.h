@@ -43,6 +43,7 @@ typedef struct {
     int n_mechs; /* -1: every mechanism */
     CK_MECHANISM_TYPE mechs[CPS_MAX_MECHS];
     int pin_pad;
+    int pad_auto_login;        /* pin_pad: log in through the pad at C_OpenSession */
     char pad_pin[65];
     char softhsm_module[CPS_PATH_MAX];
     char reader[65]; /* slot description when set (a PC/SC reader name) */
