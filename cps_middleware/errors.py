@@ -24,6 +24,8 @@ from typing import ClassVar
 
 __all__ = [
     "AmbiguousSelection",
+    "BrowserRunning",
+    "BrowserSetupError",
     "BridgeUnavailable",
     "CardCommandError",
     "CardInUse",
@@ -35,6 +37,7 @@ __all__ = [
     "ModuleLoadError",
     "MultipleObjects",
     "MultipleTokens",
+    "NssToolsMissing",
     "NoCardPresent",
     "NoMatchingCertificate",
     "NoReaders",
@@ -384,3 +387,24 @@ class SignatureFailed(TlsError):
     """
 
     default_hint = "the card could not sign: check that it is inserted and logged in"
+
+
+# --- browsers ----------------------------------------------------------------------
+
+
+class BrowserSetupError(CpsError):
+    """Registering the card middleware with a browser failed (``function`` is the NSS tool)."""
+
+    default_hint = "check that the browser profile exists and is writable"
+
+
+class BrowserRunning(BrowserSetupError):
+    """The browser is running on that profile: its files are not edited under its feet."""
+
+    default_hint = "close the browser (every window), then run the command again"
+
+
+class NssToolsMissing(BrowserSetupError):
+    """``modutil``/``certutil`` (NSS tools) are not installed."""
+
+    default_hint = "install the NSS tools: apt-get install libnss3-tools (dnf install nss-tools)"

@@ -21,6 +21,7 @@ LAYERS = {
     "discovery": 3,
     "tls": 4,
     "diagnostics": 5,
+    "browser": 5,
     "testing": 6,
     "cli": 6,
 }
