@@ -3,8 +3,8 @@
 * Chromium (and Chrome) on Linux: one NSS "shared database" per user,
   ``~/.pki/nssdb`` (``sql:`` format), whatever the ``--user-data-dir``.
 * Firefox: one NSS database per profile, in the profile directory; the
-  profiles are listed in ``~/.mozilla/firefox/profiles.ini`` (Debian's
-  firefox-esr too).
+  profiles are listed in ``profiles.ini``, under ``~/.config/mozilla/firefox``
+  since Firefox 147 (Debian's firefox-esr 153 too), ``~/.mozilla/firefox`` before.
 
 A browser running on a database keeps it open and rewrites ``pkcs11.txt`` on
 its own: such a database is never edited (`users` finds the processes that
@@ -66,9 +66,29 @@ def chromium_target(home: str | os.PathLike[str] | None = None) -> Target:
     return Target(Browser.CHROMIUM, "nssdb", _home(home) / ".pki" / "nssdb")
 
 
+def _firefox_bases(home: str | os.PathLike[str] | None) -> list[Path]:
+    # Firefox 147+ keeps its profiles under the XDG config folder; older ones
+    # (and profiles migrated from them) under ~/.mozilla.
+    xdg = os.environ.get("XDG_CONFIG_HOME") if home is None else None
+    config = Path(xdg) if xdg else _home(home) / ".config"
+    return [config / "mozilla" / "firefox", _home(home) / ".mozilla" / "firefox"]
+
+
 def firefox_profiles(home: str | os.PathLike[str] | None = None) -> list[Target]:
-    """The profiles of ``profiles.ini`` (Firefox and Firefox ESR share ``~/.mozilla/firefox``)."""
-    base = _home(home) / ".mozilla" / "firefox"
+    """The profiles of every ``profiles.ini`` (``$XDG_CONFIG_HOME/mozilla/firefox``,
+    ``~/.mozilla/firefox``; Firefox ESR shares them)."""
+    out: list[Target] = []
+    seen: set[Path] = set()
+    for base in _firefox_bases(home):
+        for target in _profiles_of(base):
+            key = target.directory.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(target)
+    return out
+
+
+def _profiles_of(base: Path) -> list[Target]:
     ini = base / "profiles.ini"
     if not ini.is_file():
         return []
@@ -188,10 +208,36 @@ def _firefox_lock(profile: Path) -> DbUser | None:
     return None
 
 
+_CHROMIUM_NAMES = frozenset({"chromium", "chrome", "chromium-browse", "google-chrome"})
+
+
+def _chromium_processes(home: Path) -> list[DbUser]:
+    """Chromium processes of that home: NSS is opened lazily (at the first TLS or
+    certificate operation), so an open database file alone misses an idle browser."""
+    found: list[DbUser] = []
+    want = str(home.resolve())
+    for pid in _pids():
+        comm = _command(pid)
+        if comm not in _CHROMIUM_NAMES:
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        homes = [e[5:].decode(errors="replace") for e in environ if e.startswith(b"HOME=")]
+        if homes and os.path.realpath(homes[0]) == want:
+            found.append(DbUser(pid, comm))
+    return found
+
+
 def users(target: Target) -> list[DbUser]:
     """The processes that have the target's database open (a running browser)."""
     files = {str((target.directory / f).resolve()) for f in _DB_FILES}
     found = _holders(files)
+    if target.browser is Browser.CHROMIUM and target.directory.name == "nssdb":
+        known = {u.pid for u in found}
+        found += [u for u in _chromium_processes(target.directory.parent.parent)
+                  if u.pid not in known]  # fmt: skip
     if target.browser is Browser.FIREFOX:
         lock = _firefox_lock(target.directory)
         if lock is not None and all(u.pid != lock.pid for u in found):
