@@ -165,6 +165,7 @@ def test_second_middleware_for_the_same_card_is_a_conflict(card: CpsTestCard, ho
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_running_chromium_is_never_edited(card: CpsTestCard, home: Path, tmp_path: Path) -> None:
+    assert CHROMIUM is not None
     env = _env(card, home)
     target = browser.chromium_target(home)
     browser.NssDb(target.directory, env).create()
