@@ -4,7 +4,10 @@ virtual PC/SC cards on pcscd's vpcd driver, and local TLS test servers.
 
 The same fixtures are exposed to any project by the pytest plugin
 (``cps_middleware.testing.pytest_plugin``): ``cps_pki``, ``cps_card``,
-``cps4_card``, ``cps_ec_card``, ``cps_card_factory`` ...
+``cps4_card``, ``cps_ec_card``, ``cps_card_factory``, ``cps_pcscd``,
+``cps_virtual_card``, ``cps_iasecc_cps3``, ``cps_opensc_module`` ... Fixtures that
+need pcscd adopt a running one and start one only when the run opts in (ini
+``cps_start_pcscd = true``, ``--cps-start-pcscd`` or ``CPS_START_PCSCD=1``).
 """
 
 from __future__ import annotations
