@@ -1,7 +1,7 @@
 """A real card login in a real headless browser, set up by `cps_middleware.browser.setup`.
 
 Debian's Chromium (headless, driven by playwright, nothing downloaded) with a
-throw-away HOME, so that ``~/.pki/nssdb`` is the test's: `browser.setup`
+throw-away HOME, so that ``~/.pki/nssdb`` is the test's: ``cps browser setup``
 registers the CPS test-token module there, the browser auto-selects the card's
 certificate (``AutoSelectCertificateForUrls`` policy), signs the TLS 1.2
 handshake with the key on the token, and the local mutual-TLS server answers
@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from cps_middleware import browser
-from cps_middleware.browser import Outcome
+from cps_middleware.cli import main
 from cps_middleware.testing import _tokenstate
 from cps_middleware.testing.pki import TestPki
 from cps_middleware.testing.servers import MutualTlsServer
@@ -104,9 +104,12 @@ def _login(
     home = tmp_path / "home"
     home.mkdir()
     env = {**os.environ, **card.env, "HOME": str(home)}
-    if set_up:
-        (res,) = browser.setup(card.module_path, home=home, env=env, firefox=False)
-        assert res.outcome is Outcome.DONE and res.module_added, res.message("en")
+    if set_up:  # the command a doctor's helper runs
+        code = main(["browser", "setup", "--chromium", "--home", str(home),
+                     "--module", card.module_path, "--lang", "en"])  # fmt: skip
+        assert code == 0
+        (st,) = browser.status(home=home, env=env, firefox=False)
+        assert st.registered and st.module_loads and st.card_modules[0].ours
     else:
         browser.NssDb(browser.chromium_target(home).directory, env).create()
     # A CPS3 has no RSA-PSS: TLS 1.2, as the ANS sites offer it.
@@ -134,10 +137,14 @@ def _login(
 
 
 def test_chromium_logs_in_with_the_card_set_up_by_cps_browser_setup(
-    pin_pad_card: CpsTestCard, tmp_path: Path
+    pin_pad_card: CpsTestCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     card = pin_pad_card
+    monkeypatch.setenv("CPS_TEST_CARDS_DIR", card.env["CPS_TEST_CARDS_DIR"])
     srv, body, error, shot = _login(card, tmp_path, set_up=True)
+    said = capsys.readouterr().out.replace("\n", " ")
+    assert f"module {card.module_path} registered" in said
     assert not error, error
     answer = json.loads(body)
     assert answer["path"] == "/whoami" and answer["tls"]["version"] == "TLSv1.2"

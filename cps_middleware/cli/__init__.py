@@ -82,7 +82,9 @@ __all__ = [
 ]
 
 # The command groups, one module each in this package, in the order of ``cps --help``.
-GROUPS: tuple[str, ...] = ("cards", "pin", "tls", "validate", "diag", "demo", "testcard")
+GROUPS: tuple[str, ...] = (
+    "cards", "pin", "tls", "validate", "diag", "demo", "testcard", "browser",
+)
 
 
 def build_parser() -> Parser:
