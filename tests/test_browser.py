@@ -215,3 +215,12 @@ def test_igc_sante_certificates_are_the_package_cas() -> None:
     names = [n for n, _ in certs]
     assert len(certs) == len(set(names)) >= 2
     assert any("IGC-SANTE" in n.upper() for n in names)
+
+
+def test_browser_messages_exist_in_both_languages() -> None:
+    from cps_middleware.messages import all_messages
+
+    mine = {k: m for k, m in all_messages().items() if k.startswith("browser.")}
+    assert len(mine) >= 20
+    for code, msg in mine.items():
+        assert msg.fr and msg.en and msg.fr != msg.en, code
