@@ -16,6 +16,12 @@ even one with a protected authentication path (PIN pad), and nobody can answer
 it in a headless run. The test token's PIN-pad mode with ``pad_auto_login``
 logs in through the simulated pad when the browser opens the card, so no PIN is
 typed anywhere and none is given to the browser.
+
+Firefox ESR (Debian's, headless) does the same from a profile set up by
+``cps browser setup --firefox``; its ``policies.json`` (auto-selection of the
+client certificate) is bind-mounted over its installation's ``distribution``
+folder in a private mount namespace, and the page is read over WebDriver BiDi,
+which Firefox has built in.
 """
 
 from __future__ import annotations
@@ -166,3 +172,118 @@ def test_chromium_without_setup_has_no_card(pin_pad_card: CpsTestCard, tmp_path:
     srv, body, error, _shot = _login(pin_pad_card, tmp_path, set_up=False)
     assert "ERR_BAD_SSL_CLIENT_AUTH_CERT" in error or "403" in body
     assert srv.handshakes == 0 or "no client certificate" in body
+
+
+# -- Firefox ESR ------------------------------------------------------------------------------
+
+FIREFOX = shutil.which("firefox-esr")
+
+
+async def _bidi(port: int, url: str) -> tuple[str, bytes]:
+    """Drive Firefox over WebDriver BiDi (built into Firefox; no geckodriver, no download):
+    open ``url``, return the page text and a screenshot."""
+    import asyncio
+    import base64
+
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            try:
+                ws = await http.ws_connect(f"ws://127.0.0.1:{port}/session")
+                break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("Firefox's WebDriver BiDi endpoint did not open")
+        seq = 0
+
+        async def call(method: str, **params: object) -> dict[str, object]:
+            nonlocal seq
+            seq += 1
+            await ws.send_json({"id": seq, "method": method, "params": params})
+            while True:
+                msg = await ws.receive_json()
+                if msg.get("id") == seq:
+                    assert msg.get("type") != "error", msg
+                    result: dict[str, object] = msg["result"]
+                    return result
+
+        await call("session.new", capabilities={})
+        tree = await call("browsingContext.getTree")
+        ctx = tree["contexts"][0]["context"]  # type: ignore[index]
+        await call("browsingContext.navigate", context=ctx, url=url, wait="complete")
+        got = await call("script.evaluate", expression="document.body.innerText",
+                         target={"context": ctx}, awaitPromise=False)  # fmt: skip
+        shot = await call("browsingContext.captureScreenshot", context=ctx)
+        await call("session.end")
+        await ws.close()
+        return str(got["result"]["value"]), base64.b64decode(str(shot["data"]))  # type: ignore[index]
+
+
+@pytest.mark.skipif(FIREFOX is None, reason="firefox-esr is not installed")
+def test_firefox_esr_logs_in_with_the_card_set_up_by_cps_browser_setup(
+    pin_pad_card: CpsTestCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    import signal
+    import socket
+    import subprocess
+
+    assert FIREFOX is not None
+    card = pin_pad_card
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, **card.env, "HOME": str(home), "MOZ_HEADLESS": "1"}
+    env.pop("XDG_CONFIG_HOME", None)
+    profile = tmp_path / "profile"
+    subprocess.run([FIREFOX, "--headless", "--createprofile", f"cps {profile}"], env=env,
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    monkeypatch.setenv("CPS_TEST_CARDS_DIR", card.env["CPS_TEST_CARDS_DIR"])
+    assert main(["browser", "setup", "--firefox", "--home", str(home),
+                 "--module", card.module_path]) == 0  # fmt: skip
+    (st,) = browser.status(home=home, env=env, chromium=False)
+    assert st.target.directory == profile and st.module_loads and st.card_modules[0].ours
+
+    # Firefox reads policies.json from its installation's distribution folder:
+    # a throw-away copy is bind-mounted there in a private mount namespace.
+    dist_dir = Path(os.path.realpath(FIREFOX)).parent / "distribution"
+    dist = tmp_path / "distribution"
+    if dist_dir.is_dir():
+        shutil.copytree(dist_dir, dist)
+    else:
+        pytest.skip(f"{dist_dir} does not exist (no mount point for policies.json)")
+    (dist / "policies.json").write_text(json.dumps({"policies": {"Preferences": {
+        "security.default_personal_cert": {"Value": "Select Automatically", "Status": "locked"},
+    }}}))  # fmt: skip
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = MutualTlsServer(
+        client_cas=list(card.credentials.chain), maximum_version=ssl.TLSVersion.TLSv1_2
+    ).start()
+    ns = ["--mount"] if os.geteuid() == 0 else ["--user", "--map-root-user", "--mount"]
+    try:
+        ca = tmp_path / "server-ca.pem"
+        ca.write_bytes(srv.ca_pem)
+        browser.NssDb(profile, env).add_certificate("cps test server CA", ca, "C,,")
+        proc = subprocess.Popen(
+            ["unshare", *ns, "--propagation", "private", "sh", "-c",
+             f'mount --bind "$0" {dist_dir} && exec {FIREFOX} "$@"', str(dist),
+             "--headless", "--no-remote", "--profile", str(profile),
+             f"--remote-debugging-port={port}", "about:blank"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            body, png = asyncio.run(asyncio.wait_for(_bidi(port, srv.url + "whoami"), 60))
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)
+    finally:
+        srv.stop()
+    (tmp_path / "firefox-card-login.png").write_bytes(png)
+    assert f"{card.holder.given_name} {card.holder.surname}" in body
+    assert card.holder.ps_idnat in body and "TLSv1.2" in body and "/whoami" in body
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert srv.handshakes >= 1
+    assert not (dist_dir / "policies.json").exists()  # the machine's Firefox is untouched
