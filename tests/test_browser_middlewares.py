@@ -35,7 +35,9 @@ pytestmark = [
 ]
 
 
-def _in_private_opt(tmp: Path, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _in_private_opt(
+    tmp: Path, argv: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     """Run argv with throw-away /etc/opt and /var/opt (the ANS module writes there)."""
     etc_opt, var_opt = tmp / "etc_opt", tmp / "var_opt"
     conf = etc_opt / "santesocial" / "CPS"
