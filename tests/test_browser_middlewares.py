@@ -3,11 +3,12 @@
 ``cps browser setup --module`` registers OpenSC's module, then the ANS
 Cryptolib CPS, in a throw-away Chromium database; NSS loads them (``modutil
 -list`` loads every registered module as the browser does at start-up) and the
-status must show the virtual CPS3 through them. Headless Chromium then loads
-the module in its own process and offers the card's certificate to a
-mutual-TLS site. The login itself needs the PIN: a vpcd reader has no PIN pad,
-so Chromium would show its PIN dialog, which nobody can answer in a headless
-run; the test stops at "the browser asked the card" (see the test docstrings).
+status must show the virtual CPS3 through them. Headless Chromium, sent to a
+mutual-TLS site that auto-selects the card, then loads the module in its own
+browser process. The login itself needs the PIN: a vpcd reader has no PIN pad
+and the real middlewares have no pad simulation, so Chromium shows its PIN
+dialog, which nobody can answer in a headless run (the browser waits there):
+the test stops at "the middleware is loaded inside the browser".
 
 The ANS module reads and writes ``/etc/opt`` and ``/var/opt``: everything that
 loads it runs in a private mount namespace with throw-away folders bound there.
@@ -18,16 +19,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from cps_middleware import browser
+from cps_middleware.testing.pki import CardCredentials
+from cps_middleware.testing.servers import MutualTlsServer
 
 REPO = Path(__file__).resolve().parents[1]
 ANS_MODULE = REPO.parent / "shared" / "ans-cryptolib" / "libcps3_pkcs11_lux.so"
+CHROMIUM = "/usr/lib/chromium/chromium" if os.path.exists("/usr/lib/chromium/chromium") else None
 
 pytestmark = [
     pytest.mark.pcsc,
@@ -35,10 +42,8 @@ pytestmark = [
 ]
 
 
-def _in_private_opt(
-    tmp: Path, argv: list[str], env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """Run argv with throw-away /etc/opt and /var/opt (the ANS module writes there)."""
+def _private_opt_command(tmp: Path, argv: list[str]) -> list[str]:
+    """argv run with throw-away /etc/opt and /var/opt (the ANS module writes there)."""
     etc_opt, var_opt = tmp / "etc_opt", tmp / "var_opt"
     conf = etc_opt / "santesocial" / "CPS"
     conf.mkdir(parents=True, exist_ok=True)
@@ -48,11 +53,51 @@ def _in_private_opt(
         shutil.copy(shipped, conf / "cps3_pkcs11.conf")
     ns = ["--mount"] if os.geteuid() == 0 else ["--user", "--map-root-user", "--mount"]
     script = 'mount --bind "$0" /etc/opt && mount --bind "$1" /var/opt && shift && exec "$@"'
-    return subprocess.run(
-        ["unshare", *ns, "--propagation", "private", "sh", "-c", script,
-         str(etc_opt), str(var_opt), *argv],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    return ["unshare", *ns, "--propagation", "private", "sh", "-c", script,
+            str(etc_opt), str(var_opt), *argv]  # fmt: skip
+
+
+def _in_private_opt(
+    tmp: Path, argv: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(_private_opt_command(tmp, argv), env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def _chromium_loads(module: str, home: Path, tmp: Path, credentials: CardCredentials) -> list[int]:
+    """Start headless Chromium on a mutual-TLS page that auto-selects the card: the PIDs of
+    the Chromium processes that loaded ``module`` (the browser process, where NSS runs)."""
+    srv = MutualTlsServer(client_cas=list(credentials.chain),
+                          maximum_version=ssl.TLSVersion.TLSv1_2).start()  # fmt: skip
+    etc = tmp / "etc-chromium"
+    (etc / "policies" / "managed").mkdir(parents=True)
+    (etc / "policies" / "managed" / "cps.json").write_text(json.dumps(
+        {"AutoSelectCertificateForUrls": [json.dumps({"pattern": srv.url.rstrip("/"),
+                                                      "filter": {}})]}))  # fmt: skip
+    argv = ["sh", "-c", 'mount --bind "$0" /etc/chromium && exec "$@"', str(etc), CHROMIUM,
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp / 'ud'}", srv.url]  # fmt: skip
+    proc = subprocess.Popen(_private_opt_command(tmp, argv), env={**os.environ, "HOME": str(home)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    found: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.3)
+            for pid in (int(n) for n in os.listdir("/proc") if n.isdigit()):
+                try:
+                    if os.path.basename(module) in Path(f"/proc/{pid}/maps").read_text() \
+                            and Path(f"/proc/{pid}/comm").read_text().strip() == "chromium":
+                        found.append(pid)
+                except OSError:
+                    continue
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+        srv.stop()
+    return found
 
 
 def _cli(tmp: Path, home: Path, *args: str) -> dict[str, object] | list[object]:
@@ -91,6 +136,11 @@ def test_real_middleware_registered_in_chromium_sees_the_virtual_cps3(
     serial = cps_iasecc_cps3.objects.serial  # type: ignore[attr-defined]
     # OpenSC shows the 10 digits of EF.SN.ICC, the ANS module their first 8.
     assert any(t["serial"] and str(t["serial"]) in serial for t in tokens), (serial, tokens)
+    if CHROMIUM is not None:
+        # The browser itself loads the middleware (in its browser process). The login
+        # stops there: no PIN pad on a vpcd reader, and Chromium's PIN dialog cannot be
+        # answered headless.
+        assert _chromium_loads(module, home, tmp_path, cps_iasecc_cps3.credentials)  # type: ignore[attr-defined]
     removed = _cli(tmp_path, home, "remove")
     assert removed["results"][0]["module_removed"] is True  # type: ignore[index,call-overload]
     assert browser.NssDb(browser.chromium_target(home).directory).registrations()[-1].library == ""
