@@ -224,3 +224,58 @@ def test_browser_messages_exist_in_both_languages() -> None:
     assert len(mine) >= 20
     for code, msg in mine.items():
         assert msg.fr and msg.en and msg.fr != msg.en, code
+
+
+@pytest.mark.skipif(FIREFOX is None, reason="firefox-esr is not installed")
+def test_running_firefox_profile_is_never_edited(card: CpsTestCard, home: Path) -> None:
+    assert FIREFOX is not None
+    env = {**_env(card, home), "MOZ_HEADLESS": "1"}
+    profile = _firefox_profile(home, env)
+    proc = subprocess.Popen(
+        [FIREFOX, "--headless", "--no-remote", "--profile", str(profile), "about:blank"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    target = Target(Browser.FIREFOX, "cps-test", profile)
+    try:
+        deadline = time.monotonic() + 30
+        while not browser.users(target) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert browser.users(target), "firefox did not lock its profile"
+        (res,) = browser.setup(card.module_path, home=home, env=env, chromium=False)
+        assert res.outcome is Outcome.REFUSED_RUNNING
+        assert not (profile / browser.MANIFEST).exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    # closed: the stale lock symlink Firefox leaves behind does not count
+    (res,) = browser.setup(card.module_path, home=home, env=env, chromium=False)
+    assert res.outcome is Outcome.DONE, res.message("en")
+
+
+def test_cli_setup_status_remove_with_system(
+    card: CpsTestCard, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from cps_middleware.cli import main
+
+    monkeypatch.setenv("CPS_TEST_CARDS_DIR", card.env["CPS_TEST_CARDS_DIR"])
+    root = tmp_path / "root"
+    where = ["--chromium", "--home", str(home)]
+    assert main(["browser", "status", *where, "--lang", "en"]) == 1  # nothing registered
+    assert "no certificate database" in capsys.readouterr().out
+    assert main(["browser", "setup", *where, "--module", card.module_path, "--system",
+                 "--root", str(root), "--json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["module"] == {"path": card.module_path, "source": "explicit"}
+    assert out["system"]["changed"] is True and out["results"][0]["outcome"] == "done"
+    assert browser.p11kit_status(root) == card.module_path
+    assert main(["browser", "status", *where, "--json"]) == 0
+    (st,) = json.loads(capsys.readouterr().out)
+    assert st["registered"] and st["module_loads"] and st["modules"][-1]["ours"]
+    assert main(["browser", "remove", *where, "--system", "--root", str(root)]) == 0
+    said = capsys.readouterr().out
+    assert "retiré" in said and "supprimé" in said  # French by default
+    assert browser.p11kit_status(root) is None
+    assert main(["browser", "setup", *where, "--module", str(home / "nope.so")]) == 3

@@ -77,7 +77,7 @@ def cmd_browser(args: argparse.Namespace, io: Io) -> int:
             for serial, names in s.conflicts():
                 _say(io, "  " + text("browser.check_conflict", lang,
                                          where=f"{serial}: {', '.join(names)}"))  # fmt: skip
-        bad = [s for s in states if s.exists and (not s.registered or s.module_loads is False)]
+        bad = [s for s in states if not s.registered or s.module_loads is False]
         return EXIT_PROBLEM if bad or not states else EXIT_OK
 
     lines: list[str] = []
