@@ -36,8 +36,21 @@ REPO = Path(__file__).resolve().parents[1]
 ANS_MODULE = REPO.parent / "shared" / "ans-cryptolib" / "libcps3_pkcs11_lux.so"
 CHROMIUM = "/usr/lib/chromium/chromium" if os.path.exists("/usr/lib/chromium/chromium") else None
 
+def _can_unshare() -> bool:
+    """A private mount namespace is possible here (root, or unprivileged user namespaces)."""
+    if shutil.which("unshare") is None:
+        return False
+    ns = ["--mount"] if os.geteuid() == 0 else ["--user", "--map-root-user", "--mount"]
+    try:
+        done = subprocess.run(["unshare", *ns, "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
 pytestmark = [
     pytest.mark.pcsc,
+    pytest.mark.skipif(not _can_unshare(), reason="no private mount namespace (unshare) here"),
     pytest.mark.skipif(shutil.which("modutil") is None, reason="libnss3-tools is not installed"),
 ]
 
