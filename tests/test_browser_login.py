@@ -178,6 +178,9 @@ def test_chromium_logs_in_with_the_card_set_up_by_cps_browser_setup(
     assert card.state().pin_tries_left == card.state().pin_tries_max
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    (after,) = browser.status(home=tmp_path / "home", env={**os.environ, **card.env},
+                              firefox=False)  # fmt: skip
+    assert after.module_loads and after.card_modules[0].ours  # still there after the browser
     # nothing outside the private namespace changed
     assert not os.path.exists("/etc/chromium/policies/managed/cps-test.json")
 
@@ -301,3 +304,6 @@ def test_firefox_esr_logs_in_with_the_card_set_up_by_cps_browser_setup(
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert srv.handshakes >= 1
     assert not (dist_dir / "policies.json").exists()  # the machine's Firefox is untouched
+    # Firefox rewrote its profile's pkcs11.txt when it stopped: the module is still there.
+    (after,) = browser.status(home=home, env=env, chromium=False)
+    assert after.module_loads and after.card_modules[0].ours and not after.running
