@@ -279,3 +279,16 @@ def test_cli_setup_status_remove_with_system(
     assert "retiré" in said and "supprimé" in said  # French by default
     assert browser.p11kit_status(root) is None
     assert main(["browser", "setup", *where, "--module", str(home / "nope.so")]) == 3
+
+
+def test_unwritable_profile_is_a_per_item_failure(card: CpsTestCard, home: Path) -> None:
+    from cps_middleware.errors import BrowserSetupError
+
+    not_a_dir = home / "a-file"
+    not_a_dir.write_text("x")
+    (res,) = browser.setup(card.module_path, home=home, env=_env(card, home), chromium=False,
+                           profiles=[not_a_dir])  # fmt: skip
+    assert res.outcome is Outcome.FAILED and res.reason == "browser.failed"
+    assert str(not_a_dir) in res.message("en") and "échec" in res.message("fr")
+    with pytest.raises(BrowserSetupError):
+        browser.setup_target(Target(Browser.FIREFOX, "x", not_a_dir), card.module_path)

@@ -309,6 +309,18 @@ def setup_target(
     without the NSS tools, `BrowserSetupError` when a tool fails.
     """
     _refuse_if_running(target)
+    try:
+        return _setup_target(target, module, certificates=certificates, env=env)
+    except OSError as exc:
+        raise BrowserSetupError(
+            f"cannot write in {target.directory}: {exc.strerror or exc}",
+            module=str(target.directory),
+        ) from exc
+
+
+def _setup_target(
+    target: Target, module: str, *, certificates: bool, env: Mapping[str, str] | None
+) -> TargetResult:
     db = NssDb(target.directory, env)
     manifest = _read_manifest(target.directory)
     if not db.exists:
@@ -383,9 +395,6 @@ def _each(
             raise
         except CpsError as exc:
             results.append(TargetResult(target, Outcome.FAILED, "browser.failed", error=str(exc)))
-        except OSError as exc:
-            error = f"{exc.strerror or exc}: {exc.filename or ''}"
-            results.append(TargetResult(target, Outcome.FAILED, "browser.failed", error=error))
     return results
 
 
@@ -420,6 +429,18 @@ def remove_target(target: Target, *, env: Mapping[str, str] | None = None) -> Ta
     if not manifest:
         return TargetResult(target, Outcome.UNCHANGED, "browser.remove_nothing")
     _refuse_if_running(target)
+    try:
+        return _remove_target(target, manifest, env)
+    except OSError as exc:
+        raise BrowserSetupError(
+            f"cannot write in {target.directory}: {exc.strerror or exc}",
+            module=str(target.directory),
+        ) from exc
+
+
+def _remove_target(
+    target: Target, manifest: Mapping[str, Any], env: Mapping[str, str] | None
+) -> TargetResult:
     db = NssDb(target.directory, env)
     removed_module = False
     mod = manifest.get("module")
