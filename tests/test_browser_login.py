@@ -38,7 +38,6 @@ import pytest
 
 from cps_middleware import browser
 from cps_middleware.cli import main
-from cps_middleware.testing import _tokenstate
 from cps_middleware.testing.pki import TestPki
 from cps_middleware.testing.servers import MutualTlsServer
 from cps_middleware.testing.testcard import CpsTestCard
@@ -91,7 +90,7 @@ def _chromium_in_namespace(tmp: Path, policies: dict[str, object]) -> Path:
 @pytest.fixture
 def pin_pad_card(tmp_path: Path, cps_pki: TestPki) -> Iterator[CpsTestCard]:
     with CpsTestCard(tmp_path / "cards", pki=cps_pki, name="browser-login") as card:
-        _tokenstate.update(card.directory, pin_pad=True, pad_pin=card.pin, pad_auto_login=True)
+        card.set_pin_pad(auto_login=True)
         yield card
 
 
