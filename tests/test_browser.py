@@ -292,3 +292,4 @@ def test_unwritable_profile_is_a_per_item_failure(card: CpsTestCard, home: Path)
     assert str(not_a_dir) in res.message("en") and "échec" in res.message("fr")
     with pytest.raises(BrowserSetupError):
         browser.setup_target(Target(Browser.FIREFOX, "x", not_a_dir), card.module_path)
+

@@ -157,3 +157,27 @@ def test_real_middleware_registered_in_chromium_sees_the_virtual_cps3(
     removed = _cli(tmp_path, home, "remove")
     assert removed["results"][0]["module_removed"] is True  # type: ignore[index,call-overload]
     assert browser.NssDb(browser.chromium_target(home).directory).registrations()[-1].library == ""
+
+
+def test_ans_and_opensc_in_one_browser_are_a_conflict(
+    cps_iasecc_cps3: object, cps_opensc_module: str, tmp_path: Path
+) -> None:
+    """The classic conflict: both real middlewares registered, both see the card."""
+    if not ANS_MODULE.exists():
+        pytest.skip(f"{ANS_MODULE} is not there")
+    home = tmp_path / "home"
+    home.mkdir()
+    _cli(tmp_path, home, "setup", "--module", cps_opensc_module, "--no-certificates")
+    db = browser.chromium_target(home).directory
+    added = _in_private_opt(tmp_path, ["modutil", "-dbdir", f"sql:{db}", "-add", "Cryptolib CPS",
+                                       "-libfile", str(ANS_MODULE), "-force"],
+                            {**os.environ, "HOME": str(home)})  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    (target,) = _cli(tmp_path, home, "status")  # type: ignore[misc]
+    (conflict,) = target["conflicts"]
+    assert sorted(conflict["modules"]) == ["CPS (cps-middleware)", "Cryptolib CPS"]
+    assert conflict["serial"] in cps_iasecc_cps3.objects.serial  # type: ignore[attr-defined]
+    cps_iasecc_cps3.remove()  # type: ignore[attr-defined]
+    (target,) = _cli(tmp_path, home, "status")  # type: ignore[misc]
+    assert target["conflicts"] == [{"serial": "*", "modules": ["CPS (cps-middleware)",
+                                                              "Cryptolib CPS"]}]  # fmt: skip

@@ -46,6 +46,8 @@ MODULE_NAME = "CPS (cps-middleware)"
 #: What setup did in a database, so that remove undoes exactly that.
 MANIFEST = "cps-middleware-browser.json"
 _MANIFEST_VERSION = 1
+# Libraries that read CPS cards: two of them in one browser is the classic conflict.
+_CPS_MIDDLEWARES = ("libcps3_pkcs11", "cps3_pkcs11", "opensc-pkcs11", "onepin-opensc-pkcs11")
 
 
 # -- the module to register -------------------------------------------------------------
@@ -219,13 +221,25 @@ class TargetStatus:
         return all(m.loaded for m in mods)
 
     def conflicts(self) -> list[tuple[str, tuple[str, ...]]]:
-        """Cards (token serial) seen through more than one registered middleware."""
+        """Cards (token serial) seen through more than one registered middleware; with no
+        card inserted, ``("*", names)`` when two CPS middlewares (ANS, OpenSC) are registered."""
         seen: dict[str, list[str]] = {}
         for m in self.card_modules:
             for t in m.tokens:
-                if t.token and t.serial:
-                    seen.setdefault(t.serial, []).append(m.name)
-        return [(s, tuple(names)) for s, names in seen.items() if len(set(names)) > 1]
+                if not (t.token and t.serial):
+                    continue
+                # The same card may show a shorter serial through another middleware
+                # (the ANS module: the first 8 of EF.SN.ICC's 10 digits, OpenSC: all 10).
+                key = next((k for k in seen if _same_serial(k, t.serial)), t.serial)
+                names = seen.pop(key, [])
+                seen[max(key, t.serial, key=len)] = [*names, m.name]
+        found = [(s, tuple(names)) for s, names in seen.items() if len(set(names)) > 1]
+        if not found:
+            cps = [m.name for m in self.card_modules
+                   if os.path.basename(m.library).startswith(_CPS_MIDDLEWARES)]  # fmt: skip
+            if len(cps) > 1:
+                found.append(("*", tuple(cps)))
+        return found
 
     def summary(self, lang: str | None = None) -> str:
         t = self.target
@@ -256,6 +270,12 @@ class TargetStatus:
             "conflicts": [{"serial": s, "modules": list(n)} for s, n in self.conflicts()],
             "summary": self.summary(lang),
         }
+
+
+def _same_serial(a: str, b: str) -> bool:
+    a, b = a.strip(), b.strip()
+    short, long_ = sorted((a, b), key=len)
+    return a == b or (len(short) >= 8 and long_.startswith(short))
 
 
 # -- manifest ----------------------------------------------------------------------------------
