@@ -10,7 +10,7 @@ APT_PACKAGES=(softhsm2 pcscd vsmartcard-vpcd opensc opensc-pkcs11 pcsc-tools lib
               swig libssl-dev gcc python3-venv python3-dev)
 # Only the browser tests (diagnostic page, card login) need these; on Ubuntu `chromium`
 # is a snap wrapper that may not install in a container: warn, don't stop.
-BROWSER_PACKAGES=(chromium chromium-driver firefox-esr)
+BROWSER_PACKAGES=(chromium chromium-driver firefox-esr xvfb xdotool)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -3,12 +3,15 @@
 ``cps browser setup --module`` registers OpenSC's module, then the ANS
 Cryptolib CPS, in a throw-away Chromium database; NSS loads them (``modutil
 -list`` loads every registered module as the browser does at start-up) and the
-status must show the virtual CPS3 through them. Headless Chromium, sent to a
-mutual-TLS site that auto-selects the card, then loads the module in its own
-browser process. The login itself needs the PIN: a vpcd reader has no PIN pad
-and the real middlewares have no pad simulation, so Chromium shows its PIN
-dialog, which nobody can answer in a headless run (the browser waits there):
-the test stops at "the middleware is loaded inside the browser".
+status must show the virtual CPS3 through them. Then the whole card login with
+the real middleware: Chromium opens a mutual-TLS site that auto-selects the
+card, loads the module in its own process, and asks the PIN in its own "Unlock
+Security Device" dialog (a vpcd reader has no PIN pad, and Chromium never uses
+a protected authentication path anyway). Nobody can answer that dialog in a
+headless run, so this browser has a window on a private Xvfb display and the
+PIN is typed into the dialog as a person would (xdotool); the page is read over
+the DevTools protocol. Without Xvfb/xdotool the test checks only that the
+headless browser loads the middleware in its own process.
 
 The ANS module reads and writes ``/etc/opt`` and ``/var/opt``: everything that
 loads it runs in a private mount namespace with throw-away folders bound there.
@@ -20,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -113,6 +117,85 @@ def _chromium_loads(module: str, home: Path, tmp: Path, credentials: CardCredent
     return found
 
 
+def _xvfb() -> tuple[subprocess.Popen[bytes], str]:
+    """A private X server; its display number chosen by Xvfb itself (-displayfd)."""
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x900x24",
+                             "-nolisten", "tcp"], pass_fds=(write,),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    os.close(write)
+    with os.fdopen(read) as f:
+        display = f.readline().strip()
+    assert display.isdigit(), "Xvfb did not start"
+    return xvfb, f":{display}"
+
+
+def _windows(env: dict[str, str]) -> dict[str, str]:
+    found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "."], env=env,
+                           capture_output=True, text=True, timeout=10).stdout.split()  # fmt: skip
+    return {w: subprocess.run(["xdotool", "getwindowname", w], env=env, capture_output=True,
+                              text=True, timeout=10).stdout.strip() for w in found}  # fmt: skip
+
+
+def _chromium_login(
+    home: Path, tmp: Path, credentials: CardCredentials, pin: str
+) -> tuple[str, bytes, MutualTlsServer]:
+    """Chromium (with a window, on a private X server) opens a mutual-TLS page that
+    auto-selects the card; its own "Unlock Security Device" dialog asks for the PIN, which
+    is typed there as a person would (xdotool); the page is then read over CDP."""
+    from playwright.sync_api import sync_playwright
+
+    srv = MutualTlsServer(client_cas=list(credentials.chain),
+                          maximum_version=ssl.TLSVersion.TLSv1_2).start()  # fmt: skip
+    ca = tmp / "server-ca.pem"
+    ca.write_bytes(srv.ca_pem)
+    browser.NssDb(browser.chromium_target(home).directory).add_certificate("test server CA", ca,
+                                                                           "C,,")  # fmt: skip
+    etc = tmp / "etc-chromium"
+    (etc / "policies" / "managed").mkdir(parents=True)
+    (etc / "policies" / "managed" / "cps.json").write_text(json.dumps(
+        {"AutoSelectCertificateForUrls": [json.dumps({"pattern": srv.url.rstrip("/"),
+                                                      "filter": {}})]}))  # fmt: skip
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        cdp = s.getsockname()[1]
+    xvfb, display = _xvfb()
+    env = {**os.environ, "HOME": str(home), "DISPLAY": display, "LANGUAGE": "en"}
+    argv = ["sh", "-c", 'mount --bind "$0" /etc/chromium && exec "$@"', str(etc), CHROMIUM or "",
+            "--no-sandbox", "--disable-gpu", "--ozone-platform=x11", "--lang=en-US",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={tmp / 'ud'}", f"--remote-debugging-port={cdp}",
+            srv.url + "whoami"]  # fmt: skip
+    proc = subprocess.Popen(_private_opt_command(tmp, argv), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        typed = False
+        deadline = time.monotonic() + 40
+        while not srv.handshakes and time.monotonic() < deadline:
+            time.sleep(0.3)
+            if typed:
+                continue
+            dialogs = [w for w, name in _windows(env).items() if name.startswith("Unlock")]
+            if dialogs:
+                for args in (["windowfocus", "--sync", dialogs[0]],
+                             ["type", "--delay", "30", pin], ["key", "Return"]):
+                    subprocess.run(["xdotool", *args], env=env, check=True, timeout=20)
+                typed = True
+        assert typed, f"no PIN dialog: {_windows(env)}"
+        with sync_playwright() as pw:
+            b = pw.chromium.connect_over_cdp(f"http://127.0.0.1:{cdp}", timeout=30_000)
+            page = next(p for c in b.contexts for p in c.pages if "/whoami" in p.url)
+            page.wait_for_load_state("load", timeout=30_000)
+            body, png = page.inner_text("body"), page.screenshot()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+        xvfb.terminate()
+        xvfb.wait(10)
+        srv.stop()
+    return body, png, srv
+
+
 def _cli(tmp: Path, home: Path, *args: str) -> dict[str, object] | list[object]:
     env = {**os.environ, "HOME": str(home)}
     proc = _in_private_opt(tmp, [sys.executable, "-m", "cps_middleware.cli", "browser", *args,
@@ -149,11 +232,22 @@ def test_real_middleware_registered_in_chromium_sees_the_virtual_cps3(
     serial = cps_iasecc_cps3.objects.serial  # type: ignore[attr-defined]
     # OpenSC shows the 10 digits of EF.SN.ICC, the ANS module their first 8.
     assert any(t["serial"] and str(t["serial"]) in serial for t in tokens), (serial, tokens)
-    if CHROMIUM is not None:
-        # The browser itself loads the middleware (in its browser process). The login
-        # stops there: no PIN pad on a vpcd reader, and Chromium's PIN dialog cannot be
-        # answered headless.
-        assert _chromium_loads(module, home, tmp_path, cps_iasecc_cps3.credentials)  # type: ignore[attr-defined]
+    creds: CardCredentials = cps_iasecc_cps3.credentials  # type: ignore[attr-defined]
+    if CHROMIUM is not None and shutil.which("Xvfb") and shutil.which("xdotool"):
+        # The whole login with the real middleware: Chromium asks the PIN in its own
+        # dialog (no PIN pad on a vpcd reader), which needs a display: a private Xvfb.
+        body, png, srv = _chromium_login(home, tmp_path, creds,
+                                         cps_iasecc_cps3.pin)  # type: ignore[attr-defined]
+        (tmp_path / f"chromium-{which}-login.png").write_bytes(png)
+        answer = json.loads(body)
+        assert answer["client"]["display_name"] == "CLAIRE IASECC-TEST"
+        assert answer["client"]["ps_id_nat"] == creds.holder.ps_idnat
+        assert answer["tls"]["version"] == "TLSv1.2" and png[:4] == b"\x89PNG"
+        assert srv.handshakes >= 1
+    elif CHROMIUM is not None:
+        # Headless, the login stops at Chromium's PIN dialog: check at least that the
+        # browser loads the middleware in its own process.
+        assert _chromium_loads(module, home, tmp_path, creds)
     removed = _cli(tmp_path, home, "remove")
     assert removed["results"][0]["module_removed"] is True  # type: ignore[index,call-overload]
     assert browser.NssDb(browser.chromium_target(home).directory).registrations()[-1].library == ""
