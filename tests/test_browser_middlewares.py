@@ -11,7 +11,9 @@ a protected authentication path anyway). Nobody can answer that dialog in a
 headless run, so this browser has a window on a private Xvfb display and the
 PIN is typed into the dialog as a person would (xdotool); the page is read over
 the DevTools protocol. Without Xvfb/xdotool the test checks only that the
-headless browser loads the middleware in its own process.
+headless browser loads the middleware in its own process. Firefox ESR does the
+same from a profile set up by ``cps browser setup --firefox`` (its "Password
+Required" prompt, policies.json in a private namespace, page read over BiDi).
 
 The ANS module reads and writes ``/etc/opt`` and ``/var/opt``: everything that
 loads it runs in a private mount namespace with throw-away folders bound there.
@@ -196,10 +198,12 @@ def _chromium_login(
     return body, png, srv
 
 
-def _cli(tmp: Path, home: Path, *args: str) -> dict[str, object] | list[object]:
+def _cli(
+    tmp: Path, home: Path, *args: str, which: str = "--chromium"
+) -> dict[str, object] | list[object]:
     env = {**os.environ, "HOME": str(home)}
     proc = _in_private_opt(tmp, [sys.executable, "-m", "cps_middleware.cli", "browser", *args,
-                                 "--chromium", "--home", str(home), "--json"], env)  # fmt: skip
+                                 which, "--home", str(home), "--json"], env)  # fmt: skip
     assert proc.returncode in (0, 1), proc.stderr
     data: dict[str, object] | list[object] = json.loads(proc.stdout)
     return data
@@ -275,3 +279,125 @@ def test_ans_and_opensc_in_one_browser_are_a_conflict(
     (target,) = _cli(tmp_path, home, "status")  # type: ignore[misc]
     assert target["conflicts"] == [{"serial": "*", "modules": ["CPS (cps-middleware)",
                                                               "Cryptolib CPS"]}]  # fmt: skip
+
+
+FIREFOX = shutil.which("firefox-esr")
+
+
+async def _bidi_page(port: int) -> tuple[str, bytes]:
+    """The text and a screenshot of the page Firefox shows, over WebDriver BiDi."""
+    import asyncio
+    import base64
+
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            try:
+                ws = await http.ws_connect(f"ws://127.0.0.1:{port}/session")
+                break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("Firefox's WebDriver BiDi endpoint did not open")
+        seq = 0
+
+        async def call(method: str, **params: object) -> dict[str, object]:
+            nonlocal seq
+            seq += 1
+            await ws.send_json({"id": seq, "method": method, "params": params})
+            while True:
+                msg = await ws.receive_json()
+                if msg.get("id") == seq:
+                    assert msg.get("type") != "error", msg
+                    result: dict[str, object] = msg["result"]
+                    return result
+
+        await call("session.new", capabilities={})
+        ctx = (await call("browsingContext.getTree"))["contexts"][0]["context"]  # type: ignore[index]
+        for _ in range(100):
+            state = await call("script.evaluate", expression="document.readyState + ' ' + "
+                               "document.body.innerText", target={"context": ctx},
+                               awaitPromise=False)  # fmt: skip
+            text = str(state["result"]["value"])  # type: ignore[index]
+            if text.startswith("complete ") and "whoami" in text:
+                break
+            await asyncio.sleep(0.2)
+        shot = await call("browsingContext.captureScreenshot", context=ctx)
+        await call("session.end")
+        await ws.close()
+        return text.removeprefix("complete "), base64.b64decode(str(shot["data"]))
+
+
+@pytest.mark.parametrize("which", ["opensc", "ans"])
+def test_firefox_card_login_with_real_middleware(
+    which: str, cps_iasecc_cps3: object, cps_opensc_module: str, tmp_path: Path
+) -> None:
+    """Firefox ESR with its profile set up by ``cps browser setup --firefox``: it asks the
+    PIN in its "Password Required" prompt (on a private Xvfb display, typed with xdotool);
+    its policies.json auto-selects the card's certificate."""
+    import asyncio
+
+    module = cps_opensc_module if which == "opensc" else str(ANS_MODULE)
+    if not os.path.exists(module):
+        pytest.skip(f"{module} is not there")
+    if not (FIREFOX and shutil.which("Xvfb") and shutil.which("xdotool")):
+        pytest.skip("firefox-esr, Xvfb or xdotool is not installed")
+    dist_dir = Path(os.path.realpath(FIREFOX)).parent / "distribution"
+    if not dist_dir.is_dir():
+        pytest.skip(f"{dist_dir} does not exist (no mount point for policies.json)")
+    creds: CardCredentials = cps_iasecc_cps3.credentials  # type: ignore[attr-defined]
+    home = tmp_path / "home"
+    home.mkdir()
+    profile = tmp_path / "profile"
+    env = {**os.environ, "HOME": str(home), "LANGUAGE": "en"}
+    env.pop("XDG_CONFIG_HOME", None)
+    subprocess.run([FIREFOX, "--headless", "--createprofile", f"cps {profile}"],
+                   env={**env, "MOZ_HEADLESS": "1"}, check=True, capture_output=True,
+                   timeout=60)  # fmt: skip
+    setup = _cli(tmp_path, home, "setup", "--module", module, which="--firefox")
+    assert setup["results"][0]["outcome"] == "done"  # type: ignore[call-overload,index]
+    dist = tmp_path / "distribution"
+    shutil.copytree(dist_dir, dist)
+    (dist / "policies.json").write_text(json.dumps({"policies": {"Preferences": {
+        "security.default_personal_cert": {"Value": "Select Automatically", "Status": "locked"},
+    }}}))  # fmt: skip
+    srv = MutualTlsServer(client_cas=list(creds.chain),
+                          maximum_version=ssl.TLSVersion.TLSv1_2).start()  # fmt: skip
+    ca = tmp_path / "server-ca.pem"
+    ca.write_bytes(srv.ca_pem)
+    browser.NssDb(profile, env).add_certificate("test server CA", ca, "C,,")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        bidi = s.getsockname()[1]
+    xvfb, display = _xvfb()
+    env["DISPLAY"] = display
+    argv = ["sh", "-c", f'mount --bind "$0" {dist_dir} && exec "$@"', str(dist), FIREFOX,
+            "--no-remote", "--profile", str(profile), f"--remote-debugging-port={bidi}",
+            srv.url + "whoami"]  # fmt: skip
+    proc = subprocess.Popen(_private_opt_command(tmp_path, argv), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    try:
+        typed = False
+        deadline = time.monotonic() + 40
+        while not srv.handshakes and time.monotonic() < deadline:
+            time.sleep(0.3)
+            prompts = [w for w, name in _windows(env).items() if name.startswith("Password")]
+            if prompts and not typed:
+                for args in (["windowfocus", "--sync", prompts[0]],
+                             ["type", "--delay", "30", cps_iasecc_cps3.pin],  # type: ignore[attr-defined]
+                             ["key", "Return"]):
+                    subprocess.run(["xdotool", *args], env=env, check=True, timeout=20)
+                typed = True
+        assert typed, f"no PIN prompt: {_windows(env)}"
+        body, png = asyncio.run(asyncio.wait_for(_bidi_page(bidi), 60))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+        xvfb.terminate()
+        xvfb.wait(10)
+        srv.stop()
+    (tmp_path / f"firefox-{which}-login.png").write_bytes(png)
+    assert "CLAIRE IASECC-TEST" in body and creds.holder.ps_idnat in body, body[:300]
+    assert png[:4] == b"\x89PNG" and srv.handshakes >= 1
