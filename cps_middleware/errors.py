@@ -25,6 +25,8 @@ from typing import ClassVar
 __all__ = [
     "AmbiguousSelection",
     "BridgeUnavailable",
+    "BrowserRunning",
+    "BrowserSetupError",
     "CardCommandError",
     "CardInUse",
     "CardRemoved",
@@ -41,6 +43,7 @@ __all__ = [
     "NoSuchObject",
     "NoSuchToken",
     "NotLoggedIn",
+    "NssToolsMissing",
     "PcscError",
     "PcscServiceUnavailable",
     "PinError",
@@ -656,3 +659,22 @@ class RevocationDataRejected(RevocationSourceError):
         "the server sent revocation data that does not belong to this certificate's CA: "
         "check the configured CRL / OCSP addresses and mirrors"
     )
+# --- browsers ----------------------------------------------------------------------
+
+
+class BrowserSetupError(CpsError):
+    """Registering the card middleware with a browser failed (``function`` is the NSS tool)."""
+
+    default_hint = "check that the browser profile exists and is writable"
+
+
+class BrowserRunning(BrowserSetupError):
+    """The browser is running on that profile: its files are not edited under its feet."""
+
+    default_hint = "close the browser (every window), then run the command again"
+
+
+class NssToolsMissing(BrowserSetupError):
+    """``modutil``/``certutil`` (NSS tools) are not installed."""
+
+    default_hint = "install the NSS tools: apt-get install libnss3-tools (dnf install nss-tools)"

@@ -6,11 +6,11 @@ set -euo pipefail
 top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$top"
 
-APT_PACKAGES=(softhsm2 pcscd vsmartcard-vpcd opensc opensc-pkcs11 pcsc-tools libpcsclite-dev libp11-kit-dev
+APT_PACKAGES=(softhsm2 pcscd vsmartcard-vpcd opensc opensc-pkcs11 pcsc-tools libpcsclite-dev libp11-kit-dev libnss3-tools
               swig libssl-dev gcc python3-venv python3-dev)
-# Only the browser test of the diagnostic page needs these; on Ubuntu `chromium`
+# Only the browser tests (diagnostic page, card login) need these; on Ubuntu `chromium`
 # is a snap wrapper that may not install in a container: warn, don't stop.
-BROWSER_PACKAGES=(chromium chromium-driver)
+BROWSER_PACKAGES=(chromium chromium-driver firefox-esr xvfb xdotool)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -22,6 +22,7 @@ LAYERS = {
     "tls": 4,
     "psc": 4,
     "diagnostics": 5,
+    "browser": 5,
     "testing": 6,
     "cli": 6,
 }

@@ -84,7 +84,9 @@ __all__ = [
 ]
 
 # The command groups, one module each in this package, in the order of ``cps --help``.
-GROUPS: tuple[str, ...] = ("cards", "pin", "tls", "validate", "diag", "demo", "testcard", "psc")
+GROUPS: tuple[str, ...] = (
+    "cards", "pin", "tls", "validate", "diag", "demo", "testcard", "psc", "browser",
+)
 
 
 def build_parser() -> Parser:

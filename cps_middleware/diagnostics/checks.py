@@ -28,6 +28,7 @@ from cps_middleware.cards._x509 import is_ca
 from cps_middleware.cards.atr import CardGeneration, CardInterface
 from cps_middleware.cards.identity import Practitioner
 from cps_middleware.cards.support import Middleware, middleware_of, support
+from cps_middleware.diagnostics.checks_browser import BROWSER_CHECKS
 from cps_middleware.diagnostics.framework import (
     Check,
     CheckContext,
@@ -1051,6 +1052,7 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     Check("tls.test_ssl", "Test SSL (connexion avec la carte)",
           "Test SSL (connection with the card)", check_test_ssl,
           depends=("card.certificates", "pin.status"), timeout=45),
+    *BROWSER_CHECKS,
 )
 
 

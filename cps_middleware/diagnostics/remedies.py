@@ -381,6 +381,75 @@ _CATALOGUE: dict[str, tuple[dict[str, tuple[str, tuple[str, ...]]], tuple[str, .
         },
         ("install_middleware",),
     ),
+    "browser_setup": (
+        {
+            "fr": (
+                "Déclarez la carte dans le navigateur",
+                ("Fermez Firefox et Chromium, puis lancez `cps browser setup` : le logiciel "
+                 "de la carte est déclaré dans chaque navigateur et profil, avec les "
+                 "certificats IGC-Santé.",
+                 "Sans cette commande : Firefox, Paramètres → Vie privée et sécurité → "
+                 "Périphériques de sécurité → Charger, et choisir le module de la carte "
+                 "(libcps3_pkcs11_lux.so ou opensc-pkcs11.so).",
+                 "Rouvrez le navigateur et refaites le Test SSL."),
+            ),
+            "en": (
+                "Register the card with the browser",
+                ("Close Firefox and Chromium, then run `cps browser setup`: the card "
+                 "middleware is registered in each browser and profile, with the IGC-Santé "
+                 "certificates.",
+                 "By hand: Firefox, Settings → Privacy & Security → Security Devices → Load, "
+                 "and pick the card module (libcps3_pkcs11_lux.so or opensc-pkcs11.so).",
+                 "Reopen the browser and run the Test SSL again."),
+            ),
+        },
+        ("other_computer", "support_sidep"),
+    ),
+    "browser_module": (
+        {
+            "fr": (
+                "Le navigateur ne voit pas la carte",
+                ("Le module déclaré dans le navigateur ne se charge pas ou ne voit pas la "
+                 "carte : il a pu être déplacé ou désinstallé, ou ce n'est pas celui qui "
+                 "lit votre carte.",
+                 "Fermez le navigateur, lancez `cps browser remove` puis `cps browser "
+                 "setup` (ou `cps browser setup --module CHEMIN` pour choisir le module).",
+                 "Vérifiez que la carte est dans le lecteur, puis rouvrez le navigateur."),
+            ),
+            "en": (
+                "The browser does not see the card",
+                ("The module registered in the browser does not load or does not see the "
+                 "card: it may have been moved or uninstalled, or it is not the one that "
+                 "reads your card.",
+                 "Close the browser, run `cps browser remove` then `cps browser setup` (or "
+                 "`cps browser setup --module PATH` to choose the module).",
+                 "Check that the card is in the reader, then reopen the browser."),
+            ),
+        },
+        ("install_middleware", "other_computer", "support_sidep"),
+    ),
+    "browser_conflict": (
+        {
+            "fr": (
+                "Deux logiciels pour la même carte",
+                ("Deux modules (par exemple OpenSC et la Cryptolib CPS de l'ANS) sont "
+                 "déclarés dans le même navigateur et voient la même carte : le certificat "
+                 "apparaît deux fois et le code porteur peut être demandé deux fois.",
+                 "Gardez-en un seul : Firefox, Paramètres → Vie privée et sécurité → "
+                 "Périphériques de sécurité → Décharger ; Chromium : `modutil -dbdir "
+                 "sql:$HOME/.pki/nssdb -delete NOM`.",),
+            ),
+            "en": (
+                "Two middlewares for the same card",
+                ("Two modules (for example OpenSC and the ANS Cryptolib CPS) are registered "
+                 "in the same browser and see the same card: the certificate shows twice and "
+                 "the PIN may be asked twice.",
+                 "Keep only one: Firefox, Settings → Privacy & Security → Security Devices → "
+                 "Unload; Chromium: `modutil -dbdir sql:$HOME/.pki/nssdb -delete NAME`.",),
+            ),
+        },
+        ("support_sidep",),
+    ),
     "pin_count_low": (
         {
             "fr": (

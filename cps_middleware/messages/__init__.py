@@ -45,6 +45,7 @@ AREAS: tuple[str, ...] = (
     "cps4",
     "psc",
     "revocation",
+    "browser",
     "help",
 )
 

@@ -101,6 +101,9 @@ class TokenSettings:
     puk_tries_max: int = 10
     pin_pad: bool = False
     pad_pin: str = field(default="", repr=False)
+    #: with ``pin_pad``: the module logs in through the pad when a session opens
+    #: (for applications that never send ``C_Login(NULL)``, e.g. Chromium).
+    pad_auto_login: bool = False
     softhsm_module: str = ""
     reader: str = ""
 
@@ -193,7 +196,7 @@ _INT_FIELDS: Final = (
     "puk_tries_left",
     "latency_ms",
 )
-_BOOL_FIELDS: Final = ("present", "pin_pad")
+_BOOL_FIELDS: Final = ("present", "pin_pad", "pad_auto_login")
 _STR_FIELDS: Final = (
     "label",
     "serial",

@@ -299,6 +299,18 @@ class CpsTestCard:
             puk_tries_left=state.puk_tries_max,
         )
 
+    def set_pin_pad(self, enabled: bool = True, *, auto_login: bool = False) -> None:
+        """Put the card behind a (simulated) PIN-pad reader: the token reports a protected
+        authentication path and ``C_Login`` with no PIN gets the holder PIN from the pad.
+        ``auto_login``: the pad logs in as soon as an application opens a session, for
+        applications that never send ``C_Login(NULL)`` themselves (Chromium)."""
+        _tokenstate.update(
+            self._files.root,
+            pin_pad=enabled,
+            pad_pin=self.pin if enabled else "",
+            pad_auto_login=enabled and auto_login,
+        )
+
     def set_latency(self, milliseconds: int) -> None:
         """Delay every PKCS#11 call on this card by ``latency_ms`` (a slow card)."""
         _tokenstate.update(self._files.root, latency_ms=milliseconds)

@@ -15,6 +15,7 @@
  *   pin_tries_max [3]  pin_tries_left [max]  puk_tries_max [10]  puk_tries_left [max]
  *   latency_ms [0]  mechanisms [empty = all; comma list of CKM_ names or 0x hex]
  *   pin_pad [0]  pad_pin [what the simulated PIN pad types]  softhsm_module [usual paths]
+ *   pad_auto_login [0; with pin_pad, C_OpenSession logs in through the pad]
  *   reader [empty; else the slot description: the PC/SC reader the card is "in"]
  *
  * Every call is forwarded to the card's own SoftHSM instance (softhsm.c); this
@@ -886,7 +887,17 @@ CPS_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pA
     } else {
         free(s);
     }
+    int pad_now = rv == CKR_OK && c->st.pin_pad && c->st.pad_auto_login;
     slot_done(c);
+    if (pad_now) {
+        /* pad_auto_login: the reader asks for the PIN on its keypad as soon as an
+         * application opens the card (browsers that never send C_Login(NULL)
+         * themselves, e.g. Chromium, whose own PIN dialog a headless run cannot
+         * answer). Counted like any login; a failure leaves a public session. */
+        CK_SESSION_INFO info;
+        if (C_GetSessionInfo(*phSession, &info) == CKR_OK && (info.state == CKS_RO_PUBLIC_SESSION || info.state == CKS_RW_PUBLIC_SESSION))
+            cps_debug("card %s: PIN pad login on open: 0x%lx", c->id, (unsigned long)C_Login(*phSession, CKU_USER, NULL, 0));
+    }
     return rv;
 }
 

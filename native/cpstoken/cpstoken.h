@@ -43,6 +43,7 @@ typedef struct {
     int n_mechs; /* -1: every mechanism */
     CK_MECHANISM_TYPE mechs[CPS_MAX_MECHS];
     int pin_pad;
+    int pad_auto_login;        /* pin_pad: log in through the pad at C_OpenSession */
     char pad_pin[65];
     char softhsm_module[CPS_PATH_MAX];
     char reader[65]; /* slot description when set (a PC/SC reader name) */
@@ -87,6 +88,7 @@ typedef struct cps_card {
     void *dl;
     int dl_fd;                 /* memfd holding the copy (kept open: its /proc name must stay unique) */
     CK_FUNCTION_LIST_PTR f;
+    CK_FUNCTION_LIST own_list; /* SoftHSM's list rebound to the copy (softhsm.c) */
     int inner_init;
     CK_SLOT_ID inner_slot;
 } cps_card;

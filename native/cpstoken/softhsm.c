@@ -93,6 +93,42 @@ static int pkcs11_in_global_scope(void)
     return found;
 }
 
+/* Every entry of *list taken from the copy itself (dlsym on its handle searches
+ * the copy first), whatever the global scope holds. */
+static void rebind_list(void *dl, CK_FUNCTION_LIST *list)
+{
+#define CPS_REBIND(name)                          \
+    do {                                          \
+        void *sym = dlsym(dl, #name);             \
+        if (sym)                                  \
+            list->name = (CK_##name)sym;          \
+    } while (0)
+    CPS_REBIND(C_Initialize); CPS_REBIND(C_Finalize); CPS_REBIND(C_GetInfo);
+    CPS_REBIND(C_GetFunctionList); CPS_REBIND(C_GetSlotList); CPS_REBIND(C_GetSlotInfo);
+    CPS_REBIND(C_GetTokenInfo); CPS_REBIND(C_GetMechanismList); CPS_REBIND(C_GetMechanismInfo);
+    CPS_REBIND(C_InitToken); CPS_REBIND(C_InitPIN); CPS_REBIND(C_SetPIN);
+    CPS_REBIND(C_OpenSession); CPS_REBIND(C_CloseSession); CPS_REBIND(C_CloseAllSessions);
+    CPS_REBIND(C_GetSessionInfo); CPS_REBIND(C_GetOperationState); CPS_REBIND(C_SetOperationState);
+    CPS_REBIND(C_Login); CPS_REBIND(C_Logout); CPS_REBIND(C_CreateObject);
+    CPS_REBIND(C_CopyObject); CPS_REBIND(C_DestroyObject); CPS_REBIND(C_GetObjectSize);
+    CPS_REBIND(C_GetAttributeValue); CPS_REBIND(C_SetAttributeValue); CPS_REBIND(C_FindObjectsInit);
+    CPS_REBIND(C_FindObjects); CPS_REBIND(C_FindObjectsFinal); CPS_REBIND(C_EncryptInit);
+    CPS_REBIND(C_Encrypt); CPS_REBIND(C_EncryptUpdate); CPS_REBIND(C_EncryptFinal);
+    CPS_REBIND(C_DecryptInit); CPS_REBIND(C_Decrypt); CPS_REBIND(C_DecryptUpdate);
+    CPS_REBIND(C_DecryptFinal); CPS_REBIND(C_DigestInit); CPS_REBIND(C_Digest);
+    CPS_REBIND(C_DigestUpdate); CPS_REBIND(C_DigestKey); CPS_REBIND(C_DigestFinal);
+    CPS_REBIND(C_SignInit); CPS_REBIND(C_Sign); CPS_REBIND(C_SignUpdate);
+    CPS_REBIND(C_SignFinal); CPS_REBIND(C_SignRecoverInit); CPS_REBIND(C_SignRecover);
+    CPS_REBIND(C_VerifyInit); CPS_REBIND(C_Verify); CPS_REBIND(C_VerifyUpdate);
+    CPS_REBIND(C_VerifyFinal); CPS_REBIND(C_VerifyRecoverInit); CPS_REBIND(C_VerifyRecover);
+    CPS_REBIND(C_DigestEncryptUpdate); CPS_REBIND(C_DecryptDigestUpdate);
+    CPS_REBIND(C_SignEncryptUpdate); CPS_REBIND(C_DecryptVerifyUpdate); CPS_REBIND(C_GenerateKey);
+    CPS_REBIND(C_GenerateKeyPair); CPS_REBIND(C_WrapKey); CPS_REBIND(C_UnwrapKey);
+    CPS_REBIND(C_DeriveKey); CPS_REBIND(C_SeedRandom); CPS_REBIND(C_GenerateRandom);
+    CPS_REBIND(C_GetFunctionStatus); CPS_REBIND(C_CancelFunction); CPS_REBIND(C_WaitForSlotEvent);
+#undef CPS_REBIND
+}
+
 static CK_RV load_library(cps_card *c)
 {
     const char *candidates[2] = {c->st.softhsm_module, NULL};
@@ -109,14 +145,13 @@ static CK_RV load_library(cps_card *c)
         snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
         /* SoftHSM's function list refers to its C_* symbols by name (interposable).
          * If some PKCS#11 module is in the global scope (ours loaded RTLD_GLOBAL,
-         * or an executable linked with one), those names would bind to it: our own
-         * C_Initialize would call itself. RTLD_DEEPBIND makes the copy prefer its
-         * own symbols; it is not the default because a preloaded malloc then
-         * meets libc's malloc inside SoftHSM. */
-        int flags = RTLD_NOW | RTLD_LOCAL;
-        if (pkcs11_in_global_scope())
-            flags |= RTLD_DEEPBIND;
-        void *dl = dlopen(name, flags);
+         * an executable linked with one, or libp11-kit, which Chromium links),
+         * those names bind to it: our own C_Initialize would call itself.
+         * RTLD_DEEPBIND is not the cure: SoftHSM then calls libc's free() on
+         * memory from the program's allocator (Chromium's PartitionAlloc, a
+         * preloaded malloc) and the process aborts. The copy is loaded plainly
+         * and its list rebuilt from dlsym(copy), which finds the copy's own. */
+        void *dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
         if (!dl) {
             cps_debug("dlopen %s (copy of %s): %s", name, *paths, dlerror());
             close(fd);
@@ -129,6 +164,11 @@ static CK_RV load_library(cps_card *c)
             dlclose(dl);
             close(fd);
             continue;
+        }
+        if (pkcs11_in_global_scope()) {
+            c->own_list = *f;
+            rebind_list(dl, &c->own_list);
+            f = &c->own_list;
         }
         c->dl = dl;
         c->dl_fd = fd;

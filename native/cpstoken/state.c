@@ -136,6 +136,8 @@ static void parse(cps_card *c, cps_state *st)
             parse_mechs(st, v);
         else if (!strcmp(k, "pin_pad"))
             st->pin_pad = atoi(v) != 0;
+        else if (!strcmp(k, "pad_auto_login"))
+            st->pad_auto_login = atoi(v) != 0;
         else if (!strcmp(k, "pad_pin"))
             copy_field(st->pad_pin, sizeof st->pad_pin, v);
         else if (!strcmp(k, "softhsm_module"))
