@@ -37,6 +37,7 @@ from cps_middleware.errors import (
     PinLocked,
     SelectionError,
 )
+from cps_middleware.messages import text
 from cps_middleware.pcsc.context import PcscContext
 from cps_middleware.pcsc.readers import ReaderInfo, list_readers
 from cps_middleware.pkcs11 import Module, Pin, PinStatus, Token, TokenInfo, load_module
@@ -346,19 +347,20 @@ def check_module(ctx: CheckContext) -> Finding:
         "cryptoki_version": ".".join(map(str, module.cryptoki_version)),
         "library_version": ".".join(map(str, module.library_version)),
     }
-    name = f"{module.description or module.manufacturer} ({module.resolved_path})"
+    details["middleware"] = module.middleware
+    details["middleware_version"] = module.middleware_version
+    words = {lang: {"middleware": module.middleware_name(lang), "path": module.resolved_path}
+             for lang in ("fr", "en")}  # fmt: skip
     if _is_opensc(module):
         return ctx.warning(
             "pkcs11.opensc",
-            f"Module OpenSC chargé : {name}. Il permet l'authentification, mais la clé de "
-            "signature ne peut pas signer avec lui.",
-            f"OpenSC module loaded: {name}. It can authenticate, but the signature key cannot "
-            "sign through it.",
+            text("pkcs11.opensc_cannot_sign", "fr", **words["fr"]),
+            text("pkcs11.opensc_cannot_sign", "en", **words["en"]),
             "opensc_cannot_sign",
             **details,
         )
-    return ctx.ok("pkcs11.module", f"Module chargé : {name}.", f"Module loaded: {name}.",
-                  **details)
+    return ctx.ok("pkcs11.module", text("pkcs11.module_loaded", "fr", **words["fr"]),
+                  text("pkcs11.module_loaded", "en", **words["en"]), **details)  # fmt: skip
 
 
 def _token_details(info: TokenInfo) -> dict[str, Any]:

@@ -30,7 +30,7 @@ Lang = Literal["fr", "en"]
 LANGUAGES: tuple[Lang, ...] = ("fr", "en")
 
 # Every area's module; a test renders every code of every area in both languages.
-AREAS: tuple[str, ...] = ("common",)
+AREAS: tuple[str, ...] = ("common", "pkcs11")
 
 
 @dataclass(frozen=True)

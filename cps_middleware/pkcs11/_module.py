@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 import pkcs11 as _p11
 import pkcs11.exceptions as _px
 
+from cps_middleware.cards.profiles import PROFILES
 from cps_middleware.errors import (
     CpsError,
     ModuleLoadError,
@@ -69,10 +70,10 @@ _UNAVAILABLE: Final = ctypes.c_ulong(-1).value  # CK_UNAVAILABLE_INFORMATION
 _FORK_SYMPTOMS: Final = frozenset({0x05, 0x03, 0x30, 0xB0, 0xB3, 0xE0})
 
 # Token models / manufacturers / label prefixes of CPS cards (data, see DOMAIN.md).
-CPS_MANUFACTURERS: Final = ("ANS",)
-CPS_MODELS: Final = {"IAS ECC": "CPS3", "IAS-ECC": "CPS3", "ChipDoc": "CPS4"}
-CPS_LABEL_PREFIXES: Final = ("CPS",)
-CPS_PIN_TRIES: Final = 3
+CPS_MANUFACTURERS: Final = tuple({p.manufacturer for p in PROFILES.values()})
+CPS_MODELS: Final = {m: p.generation for p in PROFILES.values() for m in p.models}
+CPS_LABEL_PREFIXES: Final = tuple({p.token_label for p in PROFILES.values()})
+CPS_PIN_TRIES: Final = PROFILES["CPS3"].pin_tries
 
 
 # --- ctypes view of the module ------------------------------------------------
@@ -473,6 +474,35 @@ class Module:
     def __repr__(self) -> str:
         return f"<Module {self.resolved_path!r} {self.manufacturer!r} {self.description!r}>"
 
+    @property
+    def middleware(self) -> str:
+        """Which middleware this is: ``"ANS"`` (Cryptolib CPS), ``"OpenSC"``, ``"test token"``
+        (the CPS test token of cps_middleware.testing), else its manufacturer."""
+        file = os.path.basename(self.resolved_path).casefold()
+        said = f"{self.manufacturer} {self.description}".casefold()
+        if "opensc" in said or "opensc" in file:
+            return "OpenSC"
+        if file.startswith("libcps") or "cps3 pkcs#11" in said or "cryptolib" in said:
+            return "ANS"
+        if file.startswith("_cpstoken"):
+            return "test token"
+        return self.manufacturer or file
+
+    @property
+    def middleware_version(self) -> str:
+        """The library version the module reports (C_GetInfo.libraryVersion)."""
+        return "{}.{}".format(*self.library_version)
+
+    def middleware_name(self, lang: str | None = None) -> str:
+        """The middleware and its version in words (French by default)."""
+        from cps_middleware.messages import text
+
+        code = {"ANS": "ans", "OpenSC": "opensc", "test token": "test_token"}.get(
+            self.middleware, "other"
+        )
+        return text(f"pkcs11.middleware_{code}", lang, name=self.middleware,
+                    version=self.middleware_version)  # fmt: skip
+
     # -- calling into the module -------------------------------------------------
 
     def _reinit_in_child(self) -> None:
@@ -690,15 +720,23 @@ class Module:
         returned for the same card."""
         from cps_middleware.pkcs11._token import Token
 
+        def matching(seen: list[TokenInfo]) -> list[TokenInfo]:
+            return [
+                t
+                for t in seen
+                if (serial is None or t.serial == serial)
+                and (label is None or t.label == label)
+                and (slot_id is None or t.slot_id == slot_id)
+                and (not cps_only or t.is_cps)
+            ]
+
         seen = self.tokens()
-        fits = [
-            t
-            for t in seen
-            if (serial is None or t.serial == serial)
-            and (label is None or t.label == label)
-            and (slot_id is None or t.slot_id == slot_id)
-            and (not cps_only or t.is_cps)
-        ]
+        fits = matching(seen)
+        if not fits:
+            # The ANS module notices a card inserted since its last slot listing
+            # only on the next one: look once more before saying there is none.
+            seen = self.tokens()
+            fits = matching(seen)
         wanted = ", ".join(
             f"{k}={v!r}"
             for k, v in (("serial", serial), ("label", label), ("slot_id", slot_id))

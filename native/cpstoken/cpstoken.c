@@ -660,6 +660,16 @@ CPS_EXPORT CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
                                       CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED);
         if (st->pin_pad)
             pInfo->flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
+        if (st->generation[0]) {
+            /* what the ANS module reports for a CPS3 (cards/profiles.py): not SoftHSM's */
+            pInfo->flags &= (CK_FLAGS)(PIN_FLAGS);
+            pInfo->flags |= CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED |
+                            CKF_TOKEN_INITIALIZED;
+            pInfo->ulMinPinLen = 4;
+            pInfo->ulMaxPinLen = 8;
+            pInfo->hardwareVersion.major = pInfo->hardwareVersion.minor = 0;
+            pInfo->firmwareVersion.major = pInfo->firmwareVersion.minor = 0;
+        }
     }
     slot_done(c);
     return rv;
@@ -707,6 +717,10 @@ CPS_EXPORT CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, C
         return rv;
     rv = mech_allowed(&c->st, type) ? c->f->C_GetMechanismInfo(c->inner_slot, type, pInfo)
                                     : CKR_MECHANISM_INVALID;
+    /* a card does its key operations in hardware (as the ANS module says for
+     * CKM_RSA_PKCS; pkcs11-tool --test skips signatures without CKF_HW) */
+    if (rv == CKR_OK && pInfo && c->st.n_mechs >= 0)
+        pInfo->flags |= CKF_HW;
     slot_done(c);
     return rv;
 }
@@ -718,7 +732,27 @@ CPS_EXPORT CK_RV C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG u
     CK_RV rv = slot_ready(slotID, &c);
     if (rv != CKR_OK)
         return rv;
-    rv = c->f->C_InitToken(c->inner_slot, pPin, ulPinLen, pLabel);
+    /* The SO PIN is the unblocking code (PUK): its counter is honoured as in
+     * C_Login(CKU_SO); a blocked PUK refuses without wiping the token. */
+    if (cps_state_lock_ex(c) != 0) {
+        slot_done(c);
+        return CKR_DEVICE_ERROR;
+    }
+    int left = c->st.puk_tries_left, max = c->st.puk_tries_max;
+    if (left <= 0) {
+        rv = CKR_PIN_LOCKED;
+    } else if (cps_state_set_int(c, "puk_tries_left", left - 1) != 0) {
+        rv = CKR_DEVICE_ERROR;
+    } else {
+        rv = c->f->C_InitToken(c->inner_slot, pPin, ulPinLen, pLabel);
+        if (rv == CKR_PIN_INCORRECT) {
+            if (left - 1 <= 0)
+                rv = CKR_PIN_LOCKED;
+        } else {
+            cps_state_set_int(c, "puk_tries_left", rv == CKR_OK ? max : left);
+        }
+    }
+    cps_state_unlock(c);
     slot_done(c);
     return rv;
 }
@@ -761,6 +795,10 @@ static CK_RV counted(CK_SESSION_HANDLE h, int who, pin_call call, void *ctx)
         rv = call(&s, ctx);
         if (rv == CKR_PIN_INCORRECT) {
             cps_debug("card %s: %s wrong, %d tries left", c->id, left_key, left - 1);
+            /* the wrong PIN that blocks the counter: CKR_PIN_LOCKED, as the ANS
+             * module and OpenSC answer (the card says 69 83) */
+            if (left - 1 <= 0)
+                rv = CKR_PIN_LOCKED;
         } else {
             /* right PIN: full counter again; any other outcome spent no try */
             if (cps_state_set_int(c, left_key, rv == CKR_OK ? max : left) != 0 && rv == CKR_OK)
