@@ -18,9 +18,11 @@ import urllib.request
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import hashes
+from asn1crypto import cms
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.serialization import pkcs7
 
 from cps_middleware.card import CpsCard
 from cps_middleware.errors import (
@@ -178,11 +180,34 @@ def test_signature_key(cps_backend: Backend, card: CpsCard) -> None:
             _verify(cps_backend, "sign", sig, data, h)
 
 
-def test_jwt_with_the_authentication_key(cps_backend: Backend, card: CpsCard) -> None:
+def _cms(card: CpsCard, usage: str) -> bytes:
+    return pkcs7.PKCS7SignatureBuilder().set_data(b"document").add_signer(
+        card.certificate(usage), card.private_key(usage), hashes.SHA256()  # type: ignore[arg-type]
+    ).sign(serialization.Encoding.DER, [])
+
+
+def _check_cms(backend: Backend, usage: str, der: bytes) -> None:
+    signer = cms.ContentInfo.load(der)["content"]["signer_infos"][0]
+    attrs = signer["signed_attrs"]
+    digest = next(a["values"][0].native for a in attrs if a["type"].native == "message_digest")
+    assert digest == hashlib.sha256(b"document").digest()
+    signed = b"\x31" + attrs.dump()[1:]  # the SET OF the attributes is what was signed
+    _verify(backend, usage, signer["signature"].native, signed, hashes.SHA256())
+
+
+@pytest.mark.parametrize("usage", ["auth", "sign"])
+def test_jwt_and_cms(cps_backend: Backend, card: CpsCard, usage: str) -> None:
     _login(card, cps_backend)
-    token = jwt.encode({"sub": "conformance"}, card.private_key("auth"), algorithm="RS256")
-    claims = jwt.decode(token, cps_backend.auth_certificate.public_key(), algorithms=["RS256"])
+    if usage == "sign" and cps_backend.middleware == "OpenSC":
+        # OpenSC cannot sign with the signature key (see test_signature_key).
+        with pytest.raises(MechanismUnsupported):
+            jwt.encode({"sub": "x"}, card.private_key(usage), algorithm="RS256")
+        return
+    token = jwt.encode({"sub": "conformance"}, card.private_key(usage), algorithm="RS256")
+    cert = cps_backend.auth_certificate if usage == "auth" else cps_backend.sign_certificate
+    claims = jwt.decode(token, cert.public_key(), algorithms=["RS256"])  # type: ignore[arg-type]
     assert claims == {"sub": "conformance"}
+    _check_cms(cps_backend, usage, _cms(card, usage))
 
 
 def test_tls12_client_authentication(
@@ -277,3 +302,23 @@ def test_eight_threads_sign_concurrently(cps_backend: Backend, card: CpsCard) ->
     assert len(sigs) == 8 * per_thread
     for data, sig in sigs[:: max(1, len(sigs) // 16)]:
         _verify(cps_backend, "auth", sig, data, hashes.SHA256())
+
+
+def test_token_information_is_a_cps3s(cps_backend: Backend, card: CpsCard) -> None:
+    from cps_middleware.cards.profiles import CPS3
+
+    info = card.token.info
+    assert (info.min_pin_len, info.max_pin_len) == (CPS3.pin_min_len, CPS3.pin_max_len)
+    assert (info.hardware_version, info.firmware_version) == (
+        CPS3.hardware_version, CPS3.firmware_version)  # fmt: skip
+    assert info.manufacturer == CPS3.manufacturer
+    assert info.flags.protected_authentication_path is False
+    if cps_backend.middleware == "OpenSC":
+        # OpenSC shows its PKCS#15 emulation and a read-only token.
+        assert info.model == "PKCS#15 emulated"
+        assert info.flags.value == CPS3.token_flags | 0x2  # + CKF_WRITE_PROTECTED
+        return
+    # The test token shows what the ANS module shows for the same card.
+    assert info.model == CPS3.model and info.label.startswith(CPS3.token_label)
+    assert info.flags.value == CPS3.token_flags
+    assert load_module(cps_backend.module).middleware == cps_backend.middleware
