@@ -262,6 +262,8 @@ def test_fork_child_uses_the_card_parent_recovers_with_one_login(
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+    # is_logged_in tells the truth at once (never a stuck True)
+    assert card.is_logged_in is (cps_backend.middleware != "ANS")
     try:
         sig = key.sign(b"after", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[arg-type]
     except CardRemoved as exc:  # SessionLost: the child's use broke the parent's sessions

@@ -249,8 +249,12 @@ class Token:
 
     @property
     def is_logged_in(self) -> bool:
+        """Whether the holder is logged in. After a fork of this process, asks the
+        module (one C_GetSessionInfo): a child may have broken the login."""
         with self._lock:
             self._check_fork()
+            if self._logged_in and self._module._forks != self._module._forks_seen:
+                self._still_logged_in()
             return self._logged_in
 
     @property
@@ -612,6 +616,8 @@ class Token:
         state = self._main_state()
         if state in (1, 3):  # CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS
             return True
+        if self._logged_in:
+            self._login_lost = True  # the next private operation says so, once
         self._logged_in = False
         return False
 
