@@ -826,3 +826,38 @@ def test_pkcs11_tool_test_signs_with_the_card_key(cards: Cards) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     signatures = out.stdout.split("Signatures", 1)[1].split("Verify", 1)[0]
     assert "RSA-PKCS: OK" in signatures and "SHA256-RSA-PKCS: OK" in signatures
+
+
+def test_two_thousand_cards_come_and_go_in_bounded_memory_and_fds(cards: Cards) -> None:
+    # Each card seen used to keep its SoftHSM copy (~840 kB) and an fd, and the
+    # 256th card was never seen: a gone card's slot and instance now serve the next.
+    rows = cards.run(
+        f"""
+        import shutil
+        from pathlib import Path
+        from cps_middleware.testing import _tokenstate as ts
+        root, template = Path({str(cards.root)!r}), Path({str(cards.template)!r})
+
+        def usage():
+            rss = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            return rss, len(os.listdir("/proc/self/fd"))
+
+        for i in range(2000):
+            card = root / f"card{{i:04d}}"
+            shutil.copytree(template / "tokens", card / "tokens")
+            (card / "softhsm2.conf").write_text(
+                f"directories.tokendir = {{card / 'tokens'}}\\nobjectstore.backend = file\\n")
+            ts.create(card, ts.TokenSettings(label=f"card {{i}}", serial=f"S{{i:05d}}"))
+            seen = [s.get_token().label for s in lib.get_slots(token_present=True)]
+            assert seen == [f"card {{i}}"], seen
+            shutil.rmtree(card)
+            if i == 99:
+                before = usage()
+        out(before=before, after=usage(), slots=len(lib.get_slots()))
+        """,
+        timeout=600,
+    )
+    (rss0, fds0), (rss1, fds1) = rows[0]["before"], rows[0]["after"]
+    assert fds1 <= fds0 + 2
+    assert rss1 - rss0 < 30 * 2**20  # leaking 840 kB a card would be ~1.6 GB
+    assert rows[0]["slots"] <= 2  # the freed slot was reused
