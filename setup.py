@@ -1,9 +1,11 @@
 """Native parts of cps-middleware.
 
-Two kinds of native code are built against the system OpenSSL 3 (libssl-dev):
+Native code are built against the system OpenSSL 3 (libssl-dev):
 
 * ``cps_middleware._bridge`` — a CPython extension (the OpenSSL provider bridge
   that lets ``ssl.SSLContext`` sign with a key kept on the card);
+* ``cps_middleware._verify`` — a CPython extension that verifies a batch of
+  certificate/CRL signatures with the GIL released, across threads;
 * ``cps_middleware/_cpstoken.so`` — a plain shared library, the CPS test-token
   PKCS#11 module that any PKCS#11 consumer can load. It does not link Python.
 """
@@ -45,6 +47,12 @@ extensions = [
         "cps_middleware._bridge",
         sources=_sources("bridge"),
         libraries=["ssl", "crypto"],
+        **common,
+    ),
+    Extension(
+        "cps_middleware._verify",
+        sources=_sources("verify"),
+        libraries=["crypto", "pthread"],
         **common,
     ),
     Extension(

@@ -39,8 +39,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from cps_middleware.card import CpsCard, open_card
 from cps_middleware.pkcs11 import Pin
-from cps_middleware.testing._fixtures_conformance import ans_module_path
 from cps_middleware.testing._fixtures_cps3 import OPENSC_MODULE_PATHS
+from cps_middleware.testing.ansmodule import ans_module_path
 from cps_middleware.testing.cps3image import VirtualCps3
 from cps_middleware.testing.pki import TestHolder, TestPki
 from cps_middleware.testing.servers import MutualTlsServer

@@ -26,8 +26,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cps_middleware.cards.identity import CertificateUsage, Practitioner
-from cps_middleware.errors import InvalidInput, NoMatchingCertificate, NotLoggedIn
-from cps_middleware.pkcs11 import KeyRef, Pin, PinStatus, Token, open_token
+from cps_middleware.errors import (
+    CpsError,
+    InvalidInput,
+    NoMatchingCertificate,
+    NoSuchToken,
+    NotLoggedIn,
+)
+from cps_middleware.pkcs11 import KeyRef, Mechanism, Pin, PinStatus, Token, open_token
 from cps_middleware.pkcs11.keys import TokenPrivateKey, card_private_key
 from cps_middleware.selection import (
     CertificateCandidate,
@@ -73,8 +79,22 @@ class CpsCard:
 
     @property
     def generation(self) -> str | None:
-        """``"CPS3"`` or ``"CPS4"`` when the token model tells, else None."""
-        return self._token.info.generation
+        """``"CPS3"`` or ``"CPS4"`` when the token tells, else None.
+
+        From the token model, except that the ANS module 5.2.2 reports the model
+        "IAS ECC" for a CPS4 too (its CPS4 driver never records the card type):
+        a card whose token offers RSA-PSS is a CPS4 (a CPS3 has no PSS).
+        """
+        generation = self._token.info.generation
+        if generation == "CPS3" and self._offers_pss():
+            return "CPS4"
+        return generation
+
+    def _offers_pss(self) -> bool:
+        try:
+            return int(Mechanism.RSA_PKCS_PSS) in self._token.mechanisms()
+        except CpsError:
+            return False
 
     @property
     def label(self) -> str:
@@ -293,4 +313,32 @@ def open_card(
     ANS middleware, then OpenSC). Raises NoSuchToken / MultipleTokens naming
     the tokens seen, ModuleLoadError listing the module paths tried.
     """
-    return CpsCard(open_token(module, serial=serial, label=label, slot_id=slot_id, cps_only=True))
+    try:
+        token = open_token(module, serial=serial, label=label, slot_id=slot_id, cps_only=True)
+    except NoSuchToken as exc:
+        hint = _cps4_hint(exc.module or "")
+        if hint is not None:
+            exc.hint = hint
+        raise
+    return CpsCard(token)
+
+
+def _cps4_hint(module_path: str) -> str | None:
+    """When the middleware is OpenSC and a reader holds a CPS4: say that it needs ANS's."""
+    from cps_middleware.cards.atr import CardGeneration
+    from cps_middleware.cards.support import Middleware, middleware_of, support
+    from cps_middleware.messages import text
+
+    if middleware_of("", module_path) is not Middleware.OPENSC:
+        return None
+    try:
+        from cps_middleware.pcsc.readers import list_readers
+
+        readers = list_readers(allow_empty=True)
+    except (CpsError, ImportError):
+        return None
+    if not any(r.card_present and r.generation is CardGeneration.CPS4 for r in readers):
+        return None
+    needed = support(CardGeneration.CPS4, Middleware.ANS)
+    version = (needed.minimum_version if needed else None) or "5.2"
+    return text("cps4.opensc_unknown", None, module=module_path, version=version)

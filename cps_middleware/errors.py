@@ -51,6 +51,9 @@ __all__ = [
     "PrivateKeyExportRefused",
     "PukIncorrect",
     "PukLocked",
+    "RevocationDataRejected",
+    "RevocationFetchError",
+    "RevocationSourceError",
     "SelectionError",
     "SessionLost",
     "SignatureFailed",
@@ -59,6 +62,33 @@ __all__ = [
     "TokenUnusable",
     "UnblockNotSupported",
     "ValidationSetupError",
+]
+# Pro Santé Connect / OAuth (issue 17); also OAUTH_ERRORS and oauth_error(), not classes
+__all__ += [
+    "CibaCancelled",
+    "OAuthAccessDenied",
+    "OAuthAuthorizationPending",
+    "OAuthError",
+    "OAuthExpiredToken",
+    "OAuthInsufficientScope",
+    "OAuthInteractionRequired",
+    "OAuthInvalidBindingMessage",
+    "OAuthInvalidClient",
+    "OAuthInvalidGrant",
+    "OAuthInvalidRequest",
+    "OAuthInvalidScope",
+    "OAuthInvalidTarget",
+    "OAuthInvalidToken",
+    "OAuthInvalidUserCode",
+    "OAuthServerError",
+    "OAuthSlowDown",
+    "OAuthUnauthorizedClient",
+    "OAuthUnknownUserId",
+    "OAuthUnsupportedGrantType",
+    "ProviderResponseInvalid",
+    "ProviderUnreachable",
+    "PscError",
+    "TokenRejected",
 ]
 
 
@@ -396,3 +426,213 @@ class SignatureFailed(TlsError):
     """
 
     default_hint = "the card could not sign: check that it is inserted and logged in"
+
+
+# --- Pro Santé Connect / OAuth 2.0 ----------------------------------------------
+
+
+class PscError(CpsError):
+    """Pro Santé Connect (OpenID Connect / OAuth 2.0) failures."""
+
+    default_hint = "the Pro Santé Connect exchange failed"
+
+
+class ProviderUnreachable(PscError):
+    """The provider could not be reached (network, DNS, TLS handshake)."""
+
+    default_hint = (
+        "check the network, the provider's address and the CA that signs its TLS certificate"
+    )
+
+
+class ProviderResponseInvalid(PscError):
+    """The provider answered something that is not valid OpenID Connect / OAuth JSON."""
+
+    default_hint = "the provider's answer is malformed: check the issuer URL and try again later"
+
+
+class TokenRejected(PscError):
+    """A token (ID token, access token, signed userinfo) failed validation.
+
+    ``code_name`` says why: ``bad_signature``, ``unknown_key``, ``wrong_issuer``,
+    ``wrong_audience``, ``expired``, ``not_yet_valid``, ``wrong_nonce``,
+    ``acr_too_low``, ``cnf_mismatch``, ``malformed``, ``missing_claim``.
+    """
+
+    default_hint = "the token was not issued for this client or was altered: log in again"
+
+
+class CibaCancelled(PscError):
+    """The caller cancelled a CIBA authentication before the practitioner answered."""
+
+    default_hint = "the login was cancelled; start a new one to retry"
+
+
+class OAuthError(PscError):
+    """The provider answered with an OAuth error (``code_name`` = its ``error`` value,
+    ``code`` = the HTTP status, ``function`` = the endpoint).
+
+    :func:`oauth_error` builds the subclass that matches the ``error`` value.
+    """
+
+    default_hint = "the provider refused the request"
+
+    def __init__(
+        self, message: str, *, error: str = "", description: str | None = None, **kw: object
+    ) -> None:
+        kw.setdefault("code_name", error or None)
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.error = error
+        self.description = description
+
+
+class OAuthInvalidRequest(OAuthError):
+    default_hint = "a parameter is missing or malformed (login_hint, binding_message, scope ...)"
+
+
+class OAuthInvalidClient(OAuthError):
+    default_hint = (
+        "the provider did not accept the client: with tls_client_auth, check that the "
+        "organisation certificate is valid, not revoked, and that its subject DN is the "
+        "one registered for this client id"
+    )
+
+
+class OAuthInvalidGrant(OAuthError):
+    default_hint = "the code, refresh token or subject token is invalid, expired or revoked"
+
+
+class OAuthUnauthorizedClient(OAuthError):
+    default_hint = "this client is not allowed to use this grant type: check its registration"
+
+
+class OAuthUnsupportedGrantType(OAuthError):
+    default_hint = "the provider does not support this grant type"
+
+
+class OAuthInvalidScope(OAuthError):
+    default_hint = "ask only for the scopes registered for this client"
+
+
+class OAuthInvalidTarget(OAuthError):
+    default_hint = "the audience or resource asked for is unknown to the authorisation server"
+
+
+class OAuthAccessDenied(OAuthError):
+    default_hint = "the practitioner refused the authentication (or the provider denied it)"
+
+
+class OAuthExpiredToken(OAuthError):
+    default_hint = "the practitioner did not answer in time: start a new login"
+
+
+class OAuthAuthorizationPending(OAuthError):
+    default_hint = "the practitioner has not answered yet: keep polling"
+
+
+class OAuthSlowDown(OAuthError):
+    default_hint = "polling too fast: wait 5 more seconds between polls"
+
+
+class OAuthUnknownUserId(OAuthError):
+    default_hint = "the provider does not know this national identifier (no e-CPS activated?)"
+
+
+class OAuthInvalidBindingMessage(OAuthError):
+    default_hint = "shorten the binding message and use plain letters, digits and punctuation"
+
+
+class OAuthInvalidUserCode(OAuthError):
+    default_hint = "the user code is wrong"
+
+
+class OAuthInvalidToken(OAuthError):
+    default_hint = "the access token is invalid, expired, or bound to another certificate"
+
+
+class OAuthInsufficientScope(OAuthError):
+    default_hint = "the access token lacks a scope the resource requires"
+
+
+class OAuthInteractionRequired(OAuthError):
+    """``login_required``, ``consent_required``, ``interaction_required``,
+    ``account_selection_required``."""
+
+    default_hint = "the practitioner must log in interactively"
+
+
+class OAuthServerError(OAuthError):
+    """``server_error`` and ``temporarily_unavailable``."""
+
+    default_hint = "the provider failed or is overloaded: try again later"
+
+
+OAUTH_ERRORS: dict[str, type[OAuthError]] = {
+    "invalid_request": OAuthInvalidRequest,
+    "invalid_request_object": OAuthInvalidRequest,
+    "invalid_request_uri": OAuthInvalidRequest,
+    "invalid_client": OAuthInvalidClient,
+    "invalid_grant": OAuthInvalidGrant,
+    "unauthorized_client": OAuthUnauthorizedClient,
+    "unsupported_grant_type": OAuthUnsupportedGrantType,
+    "unsupported_response_type": OAuthUnsupportedGrantType,
+    "unsupported_token_type": OAuthInvalidRequest,
+    "invalid_scope": OAuthInvalidScope,
+    "invalid_target": OAuthInvalidTarget,
+    "access_denied": OAuthAccessDenied,
+    "expired_token": OAuthExpiredToken,
+    "authorization_pending": OAuthAuthorizationPending,
+    "slow_down": OAuthSlowDown,
+    "unknown_user_id": OAuthUnknownUserId,
+    "invalid_binding_message": OAuthInvalidBindingMessage,
+    "invalid_user_code": OAuthInvalidUserCode,
+    "missing_user_code": OAuthInvalidUserCode,
+    "transaction_failed": OAuthServerError,
+    "invalid_token": OAuthInvalidToken,
+    "insufficient_scope": OAuthInsufficientScope,
+    "login_required": OAuthInteractionRequired,
+    "consent_required": OAuthInteractionRequired,
+    "interaction_required": OAuthInteractionRequired,
+    "account_selection_required": OAuthInteractionRequired,
+    "server_error": OAuthServerError,
+    "temporarily_unavailable": OAuthServerError,
+}
+
+
+def oauth_error(
+    error: str,
+    description: str | None = None,
+    *,
+    status: int | None = None,
+    endpoint: str | None = None,
+) -> OAuthError:
+    """The :class:`OAuthError` subclass for an OAuth ``error`` value (any unknown value
+    gives :class:`OAuthError` itself)."""
+    cls = OAUTH_ERRORS.get(error, OAuthError)
+    message = f"the provider answered {error}" + (f": {description}" if description else "")
+    return cls(message, error=error, description=description, code=status, function=endpoint)
+# --- revocation sources (CRL download, OCSP) ---------------------------------------
+
+
+class RevocationSourceError(CpsError):
+    """A CRL or OCSP source could not be used; ``code_name`` says why (``TIMEOUT``,
+    ``TOO_LARGE``, ``HTTP_STATUS``, ``NETWORK``, ``BAD_URL``, ``BAD_SIGNATURE`` ...)."""
+
+    default_hint = (
+        "check the network access to the IGC-Santé CRL and OCSP servers (proxy, firewall), "
+        "or give the CRLs as files"
+    )
+
+
+class RevocationFetchError(RevocationSourceError):
+    """A download failed: network error, HTTP error status, timeout or size limit."""
+
+
+class RevocationDataRejected(RevocationSourceError):
+    """A CRL or OCSP response was downloaded but cannot be trusted or does not apply
+    (wrong issuer, bad signature, wrong scope, out of date)."""
+
+    default_hint = (
+        "the server sent revocation data that does not belong to this certificate's CA: "
+        "check the configured CRL / OCSP addresses and mirrors"
+    )

@@ -53,3 +53,23 @@ if [ "$want" != "$have" ] || ! .venv/bin/python -c "import cps_middleware._bridg
     .venv/bin/python -c "import cps_middleware._bridge" >&2
     echo "$want" > "$stamp"
 fi
+
+# The test OpenID provider (Pro Santé Connect tests): Node.js and panva's
+# oidc-provider, installed from the lock file beside it.
+oidc_dir=cps_middleware/testing/oidc
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: installing nodejs npm" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >&2 \
+        || echo "bootstrap: could not install nodejs/npm: the Pro Santé Connect tests will fail" >&2
+fi
+oidc_stamp="$oidc_dir/node_modules/.cps-lock-stamp"
+oidc_want="$(sha256sum "$oidc_dir/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$oidc_stamp" 2>/dev/null || true)" != "$oidc_want" ]; then
+    echo "bootstrap: npm ci in $oidc_dir" >&2
+    if (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error >&2); then
+        echo "$oidc_want" > "$oidc_stamp"
+    else
+        echo "bootstrap: npm ci failed: the Pro Santé Connect tests will fail" >&2
+    fi
+fi

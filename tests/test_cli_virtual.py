@@ -123,7 +123,7 @@ def command() -> Iterator[Callable[..., _Command]]:
 
 
 @pytest.fixture
-def empty_reader(pcscd: PcscDaemon) -> str:
+def empty_reader(cps_pcscd: PcscDaemon) -> str:
     if _card_present(READER):
         pytest.fail(f"{READER!r} is not empty before the test: another program serves a card")
     return READER
@@ -144,7 +144,7 @@ def _field(block: str, name: str) -> str:
 
 
 def test_virtual_card_is_seen_by_opensc_and_discovery_until_sigterm(
-    command: Callable[..., _Command], empty_reader: str, opensc_module: str, capsys: Capture
+    command: Callable[..., _Command], empty_reader: str, cps_opensc_module: str, capsys: Capture
 ) -> None:
     from cps_middleware.discovery import discover
 
@@ -161,7 +161,8 @@ def test_virtual_card_is_seen_by_opensc_and_discovery_until_sigterm(
     assert info["pid"] == cmd.proc.pid
     assert (info["holder"]["given_name"], info["holder"]["surname"]) == ("VIRTUELLE", "CLI-TEST")
     assert info["holder"]["ps_id_nat"] == "810005550001" and info["holder"]["is_test_card"]
-    assert info["module"] and os.path.realpath(info["module"]) == os.path.realpath(opensc_module)
+    assert info["module"]
+    assert os.path.realpath(info["module"]) == os.path.realpath(cps_opensc_module)
     assert info["pkcs11_tool"] == f"pkcs11-tool --module {shlex.quote(info['module'])} -L"
     assert _card_present(empty_reader)
 
@@ -172,7 +173,7 @@ def test_virtual_card_is_seen_by_opensc_and_discovery_until_sigterm(
     assert _field(slot, "token label") == info["label"], slot
     assert _field(slot, "serial num") == info["serial"], slot
 
-    found = [c for c in discover(module_path=opensc_module) if c.reader == empty_reader]
+    found = [c for c in discover(module_path=cps_opensc_module) if c.reader == empty_reader]
     assert len(found) == 1, found
     card = found[0]
     assert card.generation is not None and card.generation.value == "CPS3"
@@ -225,7 +226,7 @@ def test_virtual_card_text_output_and_ctrl_c(
         (["--port", "x"], "argument --port: not a port number: 'x'"),
         (["--pin", "12"], "argument --pin: the PIN of a test card is 4 to 8 digits"),
         (["--puk", "1234"], "argument --puk: the unblocking code (PUK) of a test card is 8 digits"),
-        (["--generation", "CPS4"], "--generation CPS4 cannot be used with --virtual"),
+        (["--latency-ms", "5"], "--latency-ms cannot be used with --virtual"),
         (["--name", "x"], "--name cannot be used with --virtual"),
     ],
 )
@@ -242,7 +243,7 @@ def test_bad_input_is_a_usage_error_in_one_line(
 
 
 def test_port_without_a_vpcd_reader_is_an_error_with_a_hint(
-    capsys: Capture, pcscd: PcscDaemon
+    capsys: Capture, cps_pcscd: PcscDaemon
 ) -> None:
     code = main(["testcard", "create", "--virtual", "--port", "35999"])
     out, err = capsys.readouterr()

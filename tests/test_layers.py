@@ -20,12 +20,13 @@ LAYERS = {
     "card": 3,
     "discovery": 3,
     "tls": 4,
+    "psc": 4,
     "diagnostics": 5,
     "testing": 6,
     "cli": 6,
 }
 # Same-layer siblings that must stay independent of each other.
-FORBIDDEN_PAIRS = {("pcsc", "pkcs11"), ("pkcs11", "pcsc")}
+FORBIDDEN_PAIRS = {("pcsc", "pkcs11"), ("pkcs11", "pcsc"), ("tls", "psc")}
 
 
 def _room(module: str) -> str | None:

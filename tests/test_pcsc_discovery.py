@@ -27,7 +27,7 @@ def _mine(cards: list[DiscoveredCard]) -> dict[str, DiscoveredCard]:
 
 
 @pytest.mark.pcsc
-def test_discover_pcsc_only(virtual_cps3: VirtualCard, virtual_cps4: VirtualCard) -> None:
+def test_discover_pcsc_only(cps_virtual_cps3: VirtualCard, cps_virtual_cps4: VirtualCard) -> None:
     t = time.perf_counter()
     cards = discover(pkcs11=False)
     elapsed = time.perf_counter() - t
@@ -35,28 +35,28 @@ def test_discover_pcsc_only(virtual_cps3: VirtualCard, virtual_cps4: VirtualCard
     assert set(mine) == {R0, R1}
     assert mine[R0].generation is CardGeneration.CPS3 and mine[R0].is_cps
     assert mine[R0].interface is CardInterface.CONTACT
-    assert mine[R0].atr == virtual_cps3.model.atr
+    assert mine[R0].atr == cps_virtual_cps3.model.atr
     assert mine[R1].generation is CardGeneration.CPS4
     assert mine[R0].token is None and mine[R0].pkcs11_error is None
-    assert not virtual_cps3.apdu_log  # no card I/O in PC/SC-only discovery
+    assert not cps_virtual_cps3.apdu_log  # no card I/O in PC/SC-only discovery
     assert elapsed < 0.05
 
 
 @pytest.mark.pcsc
-def test_discover_non_cps(virtual_card) -> None:  # type: ignore[no-untyped-def]
-    virtual_card(SimpleCpsCard.cps3(atr=NON_CPS_ATR), port=35964)
+def test_discover_non_cps(cps_virtual_card) -> None:  # type: ignore[no-untyped-def]
+    cps_virtual_card(SimpleCpsCard.cps3(atr=NON_CPS_ATR), port=35964)
     card = _mine(discover(pkcs11=False))[R1]
     assert card.generation is CardGeneration.NOT_CPS and not card.is_cps
 
 
 @pytest.mark.pcsc
 def test_discover_with_opensc_merges_token_and_holder(
-    iasecc_cps3_factory, opensc_module: str, virtual_card  # type: ignore[no-untyped-def]
+    cps_iasecc_cps3_factory, cps_opensc_module: str, cps_virtual_card  # type: ignore[no-untyped-def]
 ) -> None:
-    cps3 = iasecc_cps3_factory(port=35963)
+    cps3 = cps_iasecc_cps3_factory(port=35963)
     try:
-        virtual_card(SimpleCpsCard.cps4(), port=35964)
-        cards = discover(module_path=opensc_module)
+        cps_virtual_card(SimpleCpsCard.cps4(), port=35964)
+        cards = discover(module_path=cps_opensc_module)
         mine = [c for c in cards if c.reader in (R0, R1)]
         assert sorted(c.reader for c in mine) == [R0, R1]  # one entry per card, not two views
         by_reader = {c.reader: c for c in mine}
@@ -81,13 +81,13 @@ def test_discover_with_opensc_merges_token_and_holder(
 
 @pytest.mark.pcsc
 def test_test_card_in_a_reader_is_one_card_with_token_and_holder(
-    virtual_card, cps_pki, cps_cards_dir  # type: ignore[no-untyped-def]
+    cps_virtual_card, cps_pki, cps_cards_dir  # type: ignore[no-untyped-def]
 ) -> None:
     """A test card "in" a vpcd reader (its slot named after the reader) and the virtual
     card inserted there: one entry, with the reader's ATR and the test token."""
     from cps_middleware.testing.testcard import CpsTestCard, test_token_module
 
-    chip = virtual_card(SimpleCpsCard.cps3(), port=35964)
+    chip = cps_virtual_card(SimpleCpsCard.cps3(), port=35964)
     card = CpsTestCard(
         cps_cards_dir, name="discovery-in-reader", pki=cps_pki, serial="2899000099",
         label="CPS DISCOVERY", reader=chip.reader,

@@ -17,7 +17,7 @@ from cps_middleware.testing.vpcd import SimpleCpsCard, VirtualCard
 pytestmark = pytest.mark.pcsc
 
 
-def test_pcscd_stop_and_restart(pcscd: PcscDaemon, opensc_module: str) -> None:
+def test_pcscd_stop_and_restart(cps_pcscd: PcscDaemon, cps_opensc_module: str) -> None:
     card = VirtualCard(SimpleCpsCard.cps3(), port=35963)
     card.insert()
     assert any(c.reader == card.reader for c in discover(pkcs11=False))
@@ -25,7 +25,7 @@ def test_pcscd_stop_and_restart(pcscd: PcscDaemon, opensc_module: str) -> None:
     seen = []
     watcher = CardWatcher(seen.append, readers=[card.reader], retry_interval=0.1).start()
     try:
-        pcscd.stop()
+        cps_pcscd.stop()
         try:
             with pytest.raises(PcscServiceUnavailable) as info:
                 list_readers()
@@ -36,9 +36,9 @@ def test_pcscd_stop_and_restart(pcscd: PcscDaemon, opensc_module: str) -> None:
             # A module that reads cards through PC/SC sees no token either: the
             # PC/SC error is reported, not an empty list.
             with pytest.raises(PcscServiceUnavailable):
-                discover(module_path=opensc_module)
+                discover(module_path=cps_opensc_module)
         finally:
-            pcscd.start()
+            cps_pcscd.start()
         card.remove(wait=False)  # pcscd dropped the connection; reconnect as a new card
         card.insert()
         found = [c for c in discover(pkcs11=False) if c.reader == card.reader]

@@ -25,7 +25,7 @@ def _watcher_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "cps-card-watcher"]
 
 
-def test_insert_remove_events(pcscd) -> None:  # type: ignore[no-untyped-def]
+def test_insert_remove_events(cps_pcscd) -> None:  # type: ignore[no-untyped-def]
     card = VirtualCard(SimpleCpsCard.cps3(), port=35963)
     seen: list[CardEvent] = []
     with CardWatcher(seen.append, readers=[READER]) as watcher:
@@ -46,19 +46,19 @@ def test_insert_remove_events(pcscd) -> None:  # type: ignore[no-untyped-def]
     assert seen[0].kind is EventKind.READER_ADDED and seen[0].initial
 
 
-def test_initial_card_reported(virtual_cps4: VirtualCard) -> None:
-    with CardWatcher(readers=[virtual_cps4.reader]) as watcher:
+def test_initial_card_reported(cps_virtual_cps4: VirtualCard) -> None:
+    with CardWatcher(readers=[cps_virtual_cps4.reader]) as watcher:
         first = list(watcher.events(timeout=0.2))
     assert not first  # the iterator starts after start(): initial events went before
     seen: list[CardEvent] = []
-    with CardWatcher(seen.append, readers=[virtual_cps4.reader]):
+    with CardWatcher(seen.append, readers=[cps_virtual_cps4.reader]):
         pass
     inserted = [e for e in seen if e.kind is EventKind.CARD_INSERTED]
     assert len(inserted) == 1 and inserted[0].initial
-    assert inserted[0].atr == virtual_cps4.model.atr
+    assert inserted[0].atr == cps_virtual_cps4.model.atr
 
 
-def test_no_busy_wait_and_prompt_stop(pcscd) -> None:  # type: ignore[no-untyped-def]
+def test_no_busy_wait_and_prompt_stop(cps_pcscd) -> None:  # type: ignore[no-untyped-def]
     watcher = CardWatcher(readers=[READER]).start()
     cpu0 = time.process_time()
     time.sleep(1.0)
@@ -72,7 +72,7 @@ def test_no_busy_wait_and_prompt_stop(pcscd) -> None:  # type: ignore[no-untyped
     assert all(not t.daemon for t in threading.enumerate() if t.name == "cps-card-watcher")
 
 
-def test_iterator_ends_on_stop(pcscd) -> None:  # type: ignore[no-untyped-def]
+def test_iterator_ends_on_stop(cps_pcscd) -> None:  # type: ignore[no-untyped-def]
     watcher = CardWatcher(readers=[READER], initial=False).start()
     it = iter(watcher)
     threading.Timer(0.2, watcher.stop).start()
@@ -81,7 +81,7 @@ def test_iterator_ends_on_stop(pcscd) -> None:  # type: ignore[no-untyped-def]
     assert time.monotonic() - t < 2
 
 
-def test_async_iterator(pcscd) -> None:  # type: ignore[no-untyped-def]
+def test_async_iterator(cps_pcscd) -> None:  # type: ignore[no-untyped-def]
     card = VirtualCard(SimpleCpsCard.cps3(), port=35963)
 
     async def scenario() -> list[EventKind]:
@@ -106,7 +106,7 @@ def test_async_iterator(pcscd) -> None:  # type: ignore[no-untyped-def]
     assert kinds == [EventKind.CARD_INSERTED, EventKind.CARD_REMOVED]
 
 
-def test_callback_error_does_not_kill_watcher(pcscd) -> None:  # type: ignore[no-untyped-def]
+def test_callback_error_does_not_kill_watcher(cps_pcscd) -> None:  # type: ignore[no-untyped-def]
     def bad(_ev: CardEvent) -> None:
         raise RuntimeError("consumer bug")
 

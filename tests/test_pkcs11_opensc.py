@@ -68,8 +68,8 @@ PUBLIC_READS: dict[str, Callable[[Token], object]] = {
 }
 
 
-def _token(opensc_module: str, card: VirtualCps3) -> Token:
-    return load_module(opensc_module).open_token(serial=card.objects.serial)
+def _token(cps_opensc_module: str, card: VirtualCps3) -> Token:
+    return load_module(cps_opensc_module).open_token(serial=card.objects.serial)
 
 
 def _verify(card: VirtualCps3, signature: bytes) -> None:
@@ -80,41 +80,41 @@ def _verify(card: VirtualCps3, signature: bytes) -> None:
 
 @pytest.mark.parametrize("disrupt", list(DISRUPTIONS))
 def test_reads_needing_no_login_work_at_once_after_the_card_changed(
-    opensc_module: str, iasecc_cps3: VirtualCps3, disrupt: str
+    cps_opensc_module: str, cps_iasecc_cps3: VirtualCps3, disrupt: str
 ) -> None:
-    token = _token(opensc_module, iasecc_cps3)
+    token = _token(cps_opensc_module, cps_iasecc_cps3)
     token.logout()
     expected = {name: read(token) for name, read in PUBLIC_READS.items()}
     assert expected["data object"] == b"CLAIRE IASECC-TEST"
     for name, read in PUBLIC_READS.items():
-        token.login(Pin(iasecc_cps3.pin))
+        token.login(Pin(cps_iasecc_cps3.pin))
         token.sign(token.private_key(label=AUTH_KEY_LABEL), Mechanism.RSA_PKCS, DI)
-        DISRUPTIONS[disrupt](iasecc_cps3)
-        again = _token(opensc_module, iasecc_cps3)
+        DISRUPTIONS[disrupt](cps_iasecc_cps3)
+        again = _token(cps_opensc_module, cps_iasecc_cps3)
         assert read(again) == expected[name], name  # the first call works
         assert not again.is_logged_in
-        assert iasecc_cps3.pin_tries_left == 3
+        assert cps_iasecc_cps3.pin_tries_left == 3
         again.logout()
 
 
 @pytest.mark.parametrize("disrupt", list(DISRUPTIONS))
 def test_signing_raises_card_removed_once_then_works_after_a_new_login(
-    opensc_module: str, iasecc_cps3: VirtualCps3, disrupt: str
+    cps_opensc_module: str, cps_iasecc_cps3: VirtualCps3, disrupt: str
 ) -> None:
-    token = _token(opensc_module, iasecc_cps3)
-    token.login(Pin(iasecc_cps3.pin))
+    token = _token(cps_opensc_module, cps_iasecc_cps3)
+    token.login(Pin(cps_iasecc_cps3.pin))
     key = token.private_key(label=AUTH_KEY_LABEL)
-    _verify(iasecc_cps3, token.sign(key, Mechanism.RSA_PKCS, DI))
-    DISRUPTIONS[disrupt](iasecc_cps3)
-    token = _token(opensc_module, iasecc_cps3)
+    _verify(cps_iasecc_cps3, token.sign(key, Mechanism.RSA_PKCS, DI))
+    DISRUPTIONS[disrupt](cps_iasecc_cps3)
+    token = _token(cps_opensc_module, cps_iasecc_cps3)
     assert token.pin_status is PinStatus.OK
     with pytest.raises(CardRemoved) as e:
         token.sign(key, Mechanism.RSA_PKCS, DI)
     assert "log in again" in (e.value.hint or "")
     with pytest.raises(NotLoggedIn):  # once: the library does not log in by itself
         token.sign(key, Mechanism.RSA_PKCS, DI)
-    token.login(Pin(iasecc_cps3.pin))
-    _verify(iasecc_cps3, token.sign(key, Mechanism.RSA_PKCS, DI))
+    token.login(Pin(cps_iasecc_cps3.pin))
+    _verify(cps_iasecc_cps3, token.sign(key, Mechanism.RSA_PKCS, DI))
     token.logout()
 
 
@@ -129,20 +129,21 @@ app default {
 
 
 def test_unblock_on_opensc_without_the_setting_says_what_to_configure(
-    opensc_module: str, iasecc_cps3: VirtualCps3, tmp_path: Path
+    cps_opensc_module: str, cps_iasecc_cps3: VirtualCps3, tmp_path: Path
 ) -> None:
     """In a subprocess: OpenSC reads OPENSC_CONF when the module starts, and this
     process's module may have read another one."""
     conf = tmp_path / "opensc.conf"
     conf.write_text(NO_UNBLOCK_CONF)
-    iasecc_cps3.block_pin()
+    cps_iasecc_cps3.block_pin()
     script = textwrap.dedent(f"""
         from cps_middleware.errors import PinError, UnblockNotSupported
         from cps_middleware.pkcs11 import Pin, PinStatus, Puk, load_module
-        token = load_module({opensc_module!r}).open_token(serial={iasecc_cps3.objects.serial!r})
+        token = load_module({cps_opensc_module!r}).open_token(
+            serial={cps_iasecc_cps3.objects.serial!r})
         assert token.pin_status is PinStatus.LOCKED, token.pin_status
         try:
-            token.unblock(Puk({iasecc_cps3.puk!r}), Pin("2468"))
+            token.unblock(Puk({cps_iasecc_cps3.puk!r}), Pin("2468"))
         except UnblockNotSupported as exc:
             assert isinstance(exc, PinError)
             assert exc.function == "C_InitPIN", exc.function
@@ -157,5 +158,5 @@ def test_unblock_on_opensc_without_the_setting_says_what_to_configure(
     hint = out.stdout.strip()
     assert "user_pin_unblock_style = init_pin_in_so_session" in hint
     assert "OPENSC_CONF" in hint and "ANS middleware" in hint and "no such limit" in hint
-    assert iasecc_cps3.pin_tries_left == 0  # still blocked, nothing pretended
-    assert iasecc_cps3.puk_tries_left == 10  # the right PUK spent nothing
+    assert cps_iasecc_cps3.pin_tries_left == 0  # still blocked, nothing pretended
+    assert cps_iasecc_cps3.puk_tries_left == 10  # the right PUK spent nothing

@@ -85,29 +85,29 @@ def test_reader_names() -> None:
 
 
 @pytest.mark.pcsc
-def test_apdus_through_pcscd(virtual_cps3: VirtualCard) -> None:
-    with CardConnection(virtual_cps3.reader) as conn:
-        assert conn.atr == virtual_cps3.model.atr
+def test_apdus_through_pcscd(cps_virtual_cps3: VirtualCard) -> None:
+    with CardConnection(cps_virtual_cps3.reader) as conn:
+        assert conn.atr == cps_virtual_cps3.model.atr
         data, sw = conn.transmit(bytes.fromhex("00A4020402D003"))  # 61xx → GET RESPONSE
         assert sw.value == 0x9000 and data[0] == 0x62
         _data, sw = conn.transmit(bytes.fromhex("00200001"))
         assert sw.tries_left == 3
-    logged = [c for c, _r in virtual_cps3.apdu_log]
+    logged = [c for c, _r in cps_virtual_cps3.apdu_log]
     assert bytes.fromhex("00C0000017") in logged
     # The round-trip time per APDU (goal < 5 ms) is measured by benchmarks/bench_pcsc.py.
 
 
 @pytest.mark.pcsc
-def test_reset_reaches_the_model(virtual_cps3: VirtualCard) -> None:
-    model = virtual_cps3.model
+def test_reset_reaches_the_model(cps_virtual_cps3: VirtualCard) -> None:
+    model = cps_virtual_cps3.model
     assert isinstance(model, SimpleCpsCard)
-    with CardConnection(virtual_cps3.reader) as conn:
+    with CardConnection(cps_virtual_cps3.reader) as conn:
         conn.transmit(bytes.fromhex("002000010431323334"))
         assert model.pin_verified
     from smartcard.scard import SCardConnect, SCardDisconnect, SCardEstablishContext
 
     _rc, ctx = SCardEstablishContext(scard.SCARD_SCOPE_USER)
-    _rc, h, _p = SCardConnect(ctx, virtual_cps3.reader, scard.SCARD_SHARE_SHARED,
+    _rc, h, _p = SCardConnect(ctx, cps_virtual_cps3.reader, scard.SCARD_SHARE_SHARED,
                               scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
     SCardDisconnect(h, scard.SCARD_RESET_CARD)
     scard.SCardReleaseContext(ctx)

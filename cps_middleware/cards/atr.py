@@ -21,16 +21,23 @@ from functools import reduce
 from cps_middleware.errors import InvalidInput
 
 __all__ = [
+    "ANS_ISSUER_ID",
     "ATR_TABLE",
+    "CPS3_IAS_AID",
+    "CPS4_CHIPDOC_AID",
+    "CPS4_CPS2TER_AID",
+    "GENERATION_PROBES",
     "AtrIdentification",
     "AtrPattern",
     "AtrWarning",
     "CardGeneration",
     "CardInterface",
+    "GenerationProbe",
     "InterfaceGroup",
     "ParsedAtr",
     "identify_atr",
     "parse_atr",
+    "serial_from_ef_sn",
 ]
 
 
@@ -351,3 +358,58 @@ def identify_atr(
         return AtrIdentification(parsed.raw, best.generation, best.interface, best, parsed)
     interface = CardInterface.CONTACTLESS if _looks_contactless(parsed) else CardInterface.UNKNOWN
     return AtrIdentification(parsed.raw, CardGeneration.NOT_CPS, interface, None, parsed)
+
+
+# --- what the ANS driver sends to recognise a card (card-cps.c, card-cps4.c) ------------
+
+#: ANS's issuer id: EF.SN.ICC (``3F00/D003``, 12 bytes) is ``5A 0A`` + this + 5 BCD bytes.
+ANS_ISSUER_ID = _h("80 25 00 00 01")
+CPS3_IAS_AID = _h("E8 28 BD 08 0F 80 25 00 00 01 FF 00 10")
+CPS4_CHIPDOC_AID = _h("80 25 00 00 01 FF 01 00")
+CPS4_CPS2TER_AID = _h("80 25 00 00 01 FF 00 02")
+
+
+@dataclass(frozen=True)
+class GenerationProbe:
+    """APDUs that recognise a generation without its ATR (a reader that alters the
+    ATR, a new card series): SELECT the applet, then read EF.SN.ICC and check the
+    issuer id. ``pin_select`` + ``pin_status`` ask the holder PIN's tries left
+    without a PIN (VERIFY without data: ``63 Cx`` / ``69 83``, no try spent).
+    """
+
+    generation: CardGeneration
+    select_applet: bytes
+    read_serial: tuple[bytes, ...]  #: the last one returns EF.SN.ICC's 12 bytes
+    pin_select: bytes | None
+    pin_status: bytes
+
+
+#: CPS4 first, as the ANS module tries it: every APDU on logical channel 1 (CLA 01)
+#: once the ChipDoc applet is selected there (no MANAGE CHANNEL). The PIN
+#: reference ``01`` comes from the card's PKCS#15 AODF (uncertain on real cards:
+#: the driver reads it there, hard-wiring only a maximum of 3 tries).
+GENERATION_PROBES: tuple[GenerationProbe, ...] = (
+    GenerationProbe(
+        CardGeneration.CPS4,
+        select_applet=_h("01 A4 04 0C 08") + CPS4_CHIPDOC_AID,
+        read_serial=(_h("01 A4 08 0C 02 D0 03"), _h("01 B0 00 00 0C")),
+        pin_select=_h("01 A4 04 0C 08") + CPS4_CHIPDOC_AID,
+        pin_status=_h("01 20 00 01"),
+    ),
+    GenerationProbe(
+        CardGeneration.CPS3,
+        select_applet=_h("00 A4 04 0C 0D") + CPS3_IAS_AID,
+        read_serial=(_h("00 B0 9C 00 0C"),),  # by SFI 1C, as OpenSC reads it
+        pin_select=_h("00 A4 00 0C 02 3F 00"),
+        pin_status=_h("00 20 00 01"),
+    ),
+)
+
+
+def serial_from_ef_sn(data: bytes) -> str | None:
+    """The card serial (10 digits) from EF.SN.ICC, or None when it is not ANS's."""
+    prefix = b"\x5a\x0a" + ANS_ISSUER_ID
+    if len(data) != 12 or not data.startswith(prefix):
+        return None
+    digits = data[len(prefix) :].hex()
+    return digits if digits.isdigit() else None

@@ -27,6 +27,7 @@ from cps_middleware.card import CpsCard
 from cps_middleware.cards._x509 import is_ca
 from cps_middleware.cards.atr import CardGeneration, CardInterface
 from cps_middleware.cards.identity import Practitioner
+from cps_middleware.cards.support import Middleware, middleware_of, support
 from cps_middleware.diagnostics.framework import Check, CheckContext, Finding, error_details
 from cps_middleware.errors import (
     FinalTryRefused,
@@ -37,7 +38,7 @@ from cps_middleware.errors import (
     PinLocked,
     SelectionError,
 )
-from cps_middleware.messages import text
+from cps_middleware.messages import resolve_lang, text
 from cps_middleware.pcsc.context import PcscContext
 from cps_middleware.pcsc.readers import ReaderInfo, list_readers
 from cps_middleware.pkcs11 import Module, Pin, PinStatus, Token, TokenInfo, load_module
@@ -312,6 +313,28 @@ def _is_opensc(module: Module) -> bool:
     return "opensc" in (module.manufacturer + " " + module.resolved_path).casefold()
 
 
+def _middleware_support(ctx: CheckContext, module: Module) -> list[str]:
+    """One sentence per CPS generation in the readers: what works with this module."""
+    mw = middleware_of(module.manufacturer, module.resolved_path)
+    lang = resolve_lang(ctx.lang)
+    out: list[str] = []
+    for gen in sorted({r.generation for r in ctx.data.get("cps_readers", []) if r.generation},
+                      key=lambda g: g.value):  # fmt: skip
+        sup = support(gen, mw) if mw is not None else None
+        if sup is None or mw is None:
+            continue
+
+        def yn(flag: bool) -> str:
+            return text("common.yes" if flag else "common.no", lang)
+
+        out.append(text(
+            "cps4.works_with", lang, generation=gen.value, middleware=mw.value,
+            token=yn(sup.token), auth=yn(sup.authentication), sign=yn(sup.signature),
+            decrypt=yn(sup.decryption), tls13=yn(sup.tls13),
+        ))  # fmt: skip
+    return out
+
+
 def check_module(ctx: CheckContext) -> Finding:
     opts = _opts(ctx)
     try:
@@ -351,6 +374,21 @@ def check_module(ctx: CheckContext) -> Finding:
     details["middleware_version"] = module.middleware_version
     words = {lang: {"middleware": module.middleware_name(lang), "path": module.resolved_path}
              for lang in ("fr", "en")}  # fmt: skip
+    name = f"{module.description or module.manufacturer} ({module.resolved_path})"
+    details["support"] = _middleware_support(ctx, module)
+    cps4_readers = [
+        r for r in ctx.data.get("cps_readers", []) if r.generation is CardGeneration.CPS4
+    ]
+    if _is_opensc(module) and cps4_readers:
+        needed = support(CardGeneration.CPS4, Middleware.ANS)
+        version = (needed.minimum_version if needed else None) or "5.2"
+        return ctx.error(
+            "pkcs11.opensc_cps4",
+            text("cps4.opensc_unknown", "fr", module=name, version=version),
+            text("cps4.opensc_unknown", "en", module=name, version=version),
+            "cps4_needs_ans",
+            **details,
+        )
     if _is_opensc(module):
         return ctx.warning(
             "pkcs11.opensc",
@@ -429,8 +467,8 @@ def check_token(ctx: CheckContext) -> Finding:
     info = cps[0]
     ctx.data["token"] = _usable_token(module, info)
     ctx.data["token_info"] = info
-    details.update(_token_details(info), generation=info.generation)
-    gen = info.generation or "CPS"
+    gen = CpsCard(ctx.data["token"]).generation or "CPS"  # ANS 5.2.2 names a CPS4 "IAS ECC"
+    details.update(_token_details(info), generation=gen if gen != "CPS" else None)
     if len(cps) > 1:
         return ctx.warning(
             "token.several",

@@ -764,6 +764,20 @@ _CATALOGUE: dict[str, tuple[dict[str, tuple[str, tuple[str, ...]]], tuple[str, .
     ),
 }
 
+def _cps4_needs_ans() -> dict[str, tuple[str, tuple[str, ...]]]:
+    from cps_middleware.messages import LANGUAGES as _LANGS
+    from cps_middleware.messages import text
+
+    return {
+        lg: (text("cps4.remedy_title", lg),
+             (text("cps4.remedy_why", lg, version="5.2"), text("cps4.remedy_install", lg)))
+        for lg in _LANGS
+    }  # fmt: skip
+
+
+# A CPS4 with OpenSC only (sentences in the message catalogue, area "cps4").
+_CATALOGUE["cps4_needs_ans"] = (_cps4_needs_ans(), ("install_middleware", "support_ans"))
+
 REMEDY_IDS: tuple[str, ...] = tuple(_CATALOGUE)
 
 

@@ -24,13 +24,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, cast
 
-__all__ = ["AREAS", "LANGUAGES", "Lang", "Msg", "all_messages", "default_lang", "resolve_lang", "text"]
+__all__ = [
+    "AREAS", "LANGUAGES", "Lang", "Msg", "all_messages", "default_lang", "resolve_lang", "text",
+]
 
 Lang = Literal["fr", "en"]
 LANGUAGES: tuple[Lang, ...] = ("fr", "en")
 
 # Every area's module; a test renders every code of every area in both languages.
-AREAS: tuple[str, ...] = ("common", "pkcs11")
+AREAS: tuple[str, ...] = (
+    "common",
+    "cps4",
+    "pkcs11",
+    "psc",
+    "revocation",
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ def resolve_lang(lang: str | None = None) -> Lang:
     if lang is not None:
         short = lang.lower()[:2]
         if short in LANGUAGES:
-            return cast("Lang", short)
+            return short
     return default_lang()
 
 
@@ -94,7 +102,7 @@ def default_lang() -> Lang:
 
 
 def text(code: str, lang: str | None = None, /, **values: object) -> str:
-    """The sentence for ``code`` in ``lang`` (default: :func:`default_lang`), filled with ``values``."""
+    """The sentence for ``code`` in ``lang`` (default: :func:`default_lang`), filled in."""
     area = code.split(".", 1)[0]
     msg = _area(area)[code]
     return msg.get(resolve_lang(lang)).format(**values)

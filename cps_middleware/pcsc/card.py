@@ -14,7 +14,12 @@ from types import TracebackType
 
 from smartcard import scard
 
-from cps_middleware.cards.atr import CardGeneration, identify_atr
+from cps_middleware.cards.atr import (
+    GENERATION_PROBES,
+    CardGeneration,
+    identify_atr,
+    serial_from_ef_sn,
+)
 from cps_middleware.cards.status_words import StatusWord
 from cps_middleware.errors import CardCommandError, InvalidInput
 from cps_middleware.pcsc import _codes
@@ -25,7 +30,9 @@ __all__ = [
     "CardConnection",
     "PinStatusKind",
     "PinTries",
+    "ProbedGeneration",
     "check_sw",
+    "probe_generation",
     "read_pin_tries",
 ]
 
@@ -159,19 +166,65 @@ class _PinCommands:
     verify_status: bytes  #: VERIFY with no data
 
 
-#: How to ask each generation for its PIN status (uncertain for CPS4: ChipDoc PIN
-#: reference not confirmed). VERIFY here never carries data: no try is spent.
+#: How to ask each generation for its PIN status, from the ANS driver's facts
+#: (:data:`cps_middleware.cards.atr.GENERATION_PROBES`): a CPS4 is asked on logical
+#: channel 1 after selecting its ChipDoc applet there. VERIFY here never carries
+#: data: no try is spent.
 PIN_STATUS_COMMANDS: dict[CardGeneration, _PinCommands] = {
-    CardGeneration.CPS3: _PinCommands(
-        select=bytes.fromhex("00 A4 00 0C 02 3F 00"), verify_status=bytes.fromhex("00 20 00 01")
-    ),
-    CardGeneration.CPS4: _PinCommands(
-        select=bytes.fromhex("00 A4 00 0C 02 3F 00"), verify_status=bytes.fromhex("00 20 00 01")
-    ),
-    CardGeneration.CPS_UNKNOWN_GENERATION: _PinCommands(
-        select=bytes.fromhex("00 A4 00 0C 02 3F 00"), verify_status=bytes.fromhex("00 20 00 01")
-    ),
+    p.generation: _PinCommands(select=p.pin_select, verify_status=p.pin_status)
+    for p in GENERATION_PROBES
 }
+PIN_STATUS_COMMANDS[CardGeneration.CPS_UNKNOWN_GENERATION] = PIN_STATUS_COMMANDS[
+    CardGeneration.CPS3
+]
+
+
+@dataclass(frozen=True)
+class ProbedGeneration:
+    """What :func:`probe_generation` found: the generation and the serial it read."""
+
+    reader: str
+    generation: CardGeneration  #: ``NOT_CPS`` when no probe answered
+    serial: str | None  #: 10 digits of EF.SN.ICC
+    by_atr: bool  #: the ATR alone told (nothing was sent)
+
+
+def _probe(conn: CardConnection) -> tuple[CardGeneration, str | None]:
+    for probe in GENERATION_PROBES:
+        _data, sw = conn.transmit(probe.select_applet)
+        if not sw.ok:
+            continue
+        data, sw = b"", sw
+        for apdu in probe.read_serial:
+            data, sw = conn.transmit(apdu)
+            if not sw.ok and sw.value != 0x6282:
+                break
+        serial = serial_from_ef_sn(data) if sw.ok or sw.value == 0x6282 else None
+        if serial is not None:
+            return probe.generation, serial
+    return CardGeneration.NOT_CPS, None
+
+
+def probe_generation(
+    reader: str, *, context: PcscContext | None = None, force: bool = False
+) -> ProbedGeneration:
+    """Which CPS generation is in *reader*: by the ATR, else as the ANS module does.
+
+    A known ATR answers at once (nothing is sent) unless ``force``; otherwise the
+    applets of :data:`~cps_middleware.cards.atr.GENERATION_PROBES` are selected
+    and EF.SN.ICC must carry ANS's issuer id. Read-only: no PIN, no write.
+    """
+    with CardConnection(reader, context=context) as conn:
+        ident = identify_atr(conn.atr)
+        known = ident.generation in (CardGeneration.CPS3, CardGeneration.CPS4)
+        if known and not force:
+            return ProbedGeneration(reader, ident.generation, None, by_atr=True)
+        conn.begin_transaction()
+        try:
+            generation, serial = _probe(conn)
+        finally:
+            conn.end_transaction()
+    return ProbedGeneration(reader, generation, serial, by_atr=False)
 
 
 def read_pin_tries(
@@ -184,15 +237,18 @@ def read_pin_tries(
     """
     with CardConnection(reader, context=context) as conn:
         ident = identify_atr(conn.atr)
-        commands = PIN_STATUS_COMMANDS.get(ident.generation)
-        if commands is None:
-            if not force:
-                return PinTries(reader, PinStatusKind.NOT_CPS, None, None, "not a CPS card")
-            commands = PIN_STATUS_COMMANDS[CardGeneration.CPS3]
-        if len(commands.verify_status) != 4:  # the guarantee: never a PIN on the wire
-            raise AssertionError("a PIN status query carries no data")
+        generation = ident.generation
+        if generation is CardGeneration.NOT_CPS and not force:
+            return PinTries(reader, PinStatusKind.NOT_CPS, None, None, "not a CPS card")
         conn.begin_transaction()
         try:
+            if generation not in (CardGeneration.CPS3, CardGeneration.CPS4):
+                # an unknown ATR: ask the card which applet it has (as the ANS module does)
+                probed, _serial = _probe(conn)
+                generation = probed if probed.is_cps else CardGeneration.CPS3
+            commands = PIN_STATUS_COMMANDS[generation]
+            if len(commands.verify_status) != 4:  # the guarantee: never a PIN on the wire
+                raise AssertionError("a PIN status query carries no data")
             if commands.select is not None:
                 _data, sw = conn.transmit(commands.select)
                 if not sw.ok:

@@ -150,6 +150,8 @@ class _Pooled:
 # on the authentication key), CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_MECHANISM_INVALID
 # (OpenSC).
 _REFUSALS: Final = frozenset({0x54, 0x63, 0x68, 0x70})
+CKR_GENERAL_ERROR: Final = 0x05
+_HASH_AND_SIGN: Final = frozenset({0x06, 0x0E, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47})
 _RAW_RSA: Final = frozenset({0x1, 0x3})  # CKM_RSA_PKCS, CKM_RSA_X_509: the input tells the hash
 _CKU_CONTEXT_SPECIFIC: Final = 2
 _CKF_DECRYPT: Final = 0x200
@@ -1060,9 +1062,16 @@ class Token:
         """The error to raise for a failed sign/decrypt, after the bookkeeping: a
         mechanism refused for this key is remembered (the next choice skips it);
         a login lost behind the library's back becomes SessionLost."""
-        if exc.code is not None and (
-            exc.code in _REFUSALS or isinstance(exc, MechanismUnsupported)
-        ):
+        refused = (
+            exc.code in _REFUSALS
+            or isinstance(exc, MechanismUnsupported)
+            or (
+                # the ANS module answers a hash-and-sign mechanism on a CPS4's
+                # authentication key with CKR_GENERAL_ERROR
+                exc.code == CKR_GENERAL_ERROR and mechanism in _HASH_AND_SIGN
+            )
+        )
+        if exc.code is not None and refused and not isinstance(exc, CardRemoved):
             with self._lock:
                 self._refused.setdefault((key.label, key.id), {})[(mechanism, variant)] = exc.code
             return self._refusal(function, key, mechanism, exc.code, exc.code_name)

@@ -423,6 +423,7 @@ def token_private_key(signer: TokenSigner, certificate: x509.Certificate) -> Tok
 KeyResolver = Callable[[], KeyRef]
 
 
+#: what a module answers when one key refuses a mechanism the token lists
 class _TokenKeySigner:
     """A :class:`TokenSigner` over a :class:`~cps_middleware.pkcs11.Token` key.
 

@@ -6,11 +6,10 @@
 
   - ``test-token``: the CPS test-token module over a SoftHSM-backed CPS3 test card;
   - ``opensc-cps3``: OpenSC's ``opensc-pkcs11.so`` over the virtual CPS3 (pcscd + vpcd);
-  - ``ans-cps3``: the ANS Cryptolib CPS module over the virtual CPS3. It is found
-    at ``$CPS_ANS_MODULE`` or ``../shared/ans-cryptolib/libcps3_pkcs11_lux.so``
-    from the rootdir; the test is skipped, saying so, only when it is absent.
-    The module writes ``/etc/opt`` and ``/var/opt``: run the suite with private
-    mounts over those (``scripts/test.sh`` does).
+  - ``ans-cps3``: the ANS Cryptolib CPS module over the virtual CPS3, through
+    ``cps_ans_module`` (``$CPS_ANS_MODULE`` or ``../shared/ans-cryptolib/``;
+    skipped, saying so, only when it is absent; private ``/etc/opt`` and
+    ``/var/opt`` for the module, see ``testing.ansmodule``).
 
 Adding a backend is one entry in :data:`BACKENDS`: a function of the pytest
 request returning a :class:`Backend`. Each virtual card gets its own serial: the
@@ -19,7 +18,6 @@ ANS module caches card contents by serial.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +30,6 @@ if TYPE_CHECKING:
 
     from cps_middleware.testing.cps3image import VirtualCps3
     from cps_middleware.testing.testcard import CpsTestCard
-
-ANS_MODULE_NAME = "libcps3_pkcs11_lux.so"
 
 
 @dataclass
@@ -68,27 +64,6 @@ class Backend:
         return open_card(self.module, serial=self.serial)
 
 
-def ans_module_path(rootdir: Path | None = None) -> Path | None:
-    env = os.environ.get("CPS_ANS_MODULE")
-    if env:
-        return Path(env) if Path(env).is_file() else None
-    for base in filter(None, (rootdir, Path.cwd())):
-        path = base.parent / "shared" / "ans-cryptolib" / ANS_MODULE_NAME
-        if path.is_file():
-            return path
-    return None
-
-
-def _privately_mounted(*paths: str) -> bool:
-    """Whether each path is a mount point of its own (a bind mount over it)."""
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as f:
-            points = {line.split()[4] for line in f if len(line.split()) > 4}
-    except OSError:
-        return False
-    return all(p in points for p in paths)
-
-
 def _test_token(request: pytest.FixtureRequest) -> Backend:
     from cps_middleware.testing.testcard import test_token_module
 
@@ -119,12 +94,14 @@ def _virtual_cps3(
     module: str,
     serial: str,
     port: int,
+    factory: str = "cps_iasecc_cps3_factory",
+    generation: str = "CPS3",
 ) -> Backend:
     # One reader per backend: OpenSC can miss a card swapped in the same reader.
-    card: VirtualCps3 = request.getfixturevalue("iasecc_cps3_factory")(serial=serial, port=port)
+    card: VirtualCps3 = request.getfixturevalue(factory)(serial=serial, port=port)
     token_serial = serial[:8] if middleware == "ANS" else serial  # the ANS module shows 8 digits
     return Backend(
-        name=name, middleware=middleware, module=module, generation="CPS3",
+        name=name, middleware=middleware, module=module, generation=generation,
         serial=token_serial, pin=card.pin, puk=card.puk,
         auth_certificate=card.objects.auth_certificate,
         sign_certificate=card.objects.sign_certificate,
@@ -135,7 +112,7 @@ def _virtual_cps3(
 
 
 def _opensc_cps3(request: pytest.FixtureRequest) -> Backend:
-    module = request.getfixturevalue("opensc_module")
+    module = request.getfixturevalue("cps_opensc_module")
     return _virtual_cps3(
         request, name="opensc-cps3", middleware="OpenSC", module=module, serial="2800000101",
         port=35965,
@@ -143,21 +120,12 @@ def _opensc_cps3(request: pytest.FixtureRequest) -> Backend:
 
 
 def _ans_cps3(request: pytest.FixtureRequest) -> Backend:
-    path = ans_module_path(Path(str(request.config.rootpath)))
-    if path is None:
-        pytest.skip(
-            "the ANS Cryptolib CPS module is absent (neither $CPS_ANS_MODULE nor "
-            f"../shared/ans-cryptolib/{ANS_MODULE_NAME})"
-        )
-    if not _privately_mounted("/etc/opt", "/var/opt"):
-        pytest.skip(
-            "the ANS module writes /etc/opt and /var/opt: run the suite with throw-away "
-            "directories mounted over them (scripts/test.sh does, in a private mount "
-            "namespace), never against the machine's own"
-        )
+    # cps_ans_module skips, saying why, when the module is absent, and gives the
+    # process throw-away /etc/opt and /var/opt (testing.ansmodule).
+    module = request.getfixturevalue("cps_ans_module")
     return _virtual_cps3(
-        request, name="ans-cps3", middleware="ANS", module=str(path.resolve()),
-        serial="2800000202", port=35966,
+        request, name="ans-cps3", middleware="ANS", module=str(Path(module).resolve()),
+        serial="2800000202", port=35967,
     )  # fmt: skip
 
 

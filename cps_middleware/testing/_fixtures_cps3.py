@@ -1,14 +1,14 @@
 """pytest fixtures: a virtual CPS3 (IAS-ECC) in a vpcd reader, for real middleware.
 
-* ``iasecc_cps3_credentials`` (session) — the holder's keys and certificates
+* ``cps_iasecc_cps3_credentials`` (session) — the holder's keys and certificates
   from the ``cps_pki`` test PKI;
-* ``iasecc_cps3_factory`` (session) — ``factory(port=..., **build_cps3 kwargs)``
+* ``cps_iasecc_cps3_factory`` (session) — ``factory(port=..., **build_cps3 kwargs)``
   returns an inserted :class:`VirtualCps3` in the issued state (PIN ``1234``,
   PUK ``12345678``, full counters); every card it made is removed at the end;
-* ``iasecc_cps3`` — the card in the default reader, in the issued state (it
+* ``cps_iasecc_cps3`` — the card in the default reader, in the issued state (it
   stays inserted between tests; the factory removes it at the end)
-  (``virtual_cps3`` is the simpler ``SimpleCpsCard`` of ``_fixtures_pcsc``);
-* ``opensc_module`` (session) — the path of OpenSC's PKCS#11 module (skips
+  (``cps_virtual_cps3`` is the simpler ``SimpleCpsCard`` of ``_fixtures_pcsc``);
+* ``cps_opensc_module`` (session) — the path of OpenSC's PKCS#11 module (skips
   the test when OpenSC is not installed).
 
 The reader is ``Virtual PCD 35965 00 00`` (TCP 35965) unless
@@ -53,7 +53,7 @@ def virtual_cps3_reader(port: int) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def iasecc_cps3_credentials(cps_pki: TestPki) -> CardCredentials:
+def cps_iasecc_cps3_credentials(cps_pki: TestPki) -> CardCredentials:
     from cps_middleware.testing.pki import TestHolder
 
     return cps_pki.issue_card(
@@ -63,8 +63,8 @@ def iasecc_cps3_credentials(cps_pki: TestPki) -> CardCredentials:
 
 
 @pytest.fixture(scope="session")
-def iasecc_cps3_factory(
-    pcscd: object, iasecc_cps3_credentials: CardCredentials
+def cps_iasecc_cps3_factory(
+    cps_pcscd: object, cps_iasecc_cps3_credentials: CardCredentials
 ) -> Iterator[IasEccCps3Factory]:
     from cps_middleware.testing.cps3image import VirtualCps3
 
@@ -79,7 +79,7 @@ def iasecc_cps3_factory(
                 if p == port and other.inserted:
                     other.remove()
             card = VirtualCps3(
-                iasecc_cps3_credentials, port=port, reader=virtual_cps3_reader(port), **image
+                cps_iasecc_cps3_credentials, port=port, reader=virtual_cps3_reader(port), **image
             )
             made[key] = card
         else:
@@ -95,7 +95,7 @@ def iasecc_cps3_factory(
 
 
 @pytest.fixture
-def iasecc_cps3(iasecc_cps3_factory: IasEccCps3Factory) -> Iterator[VirtualCps3]:
+def cps_iasecc_cps3(cps_iasecc_cps3_factory: IasEccCps3Factory) -> Iterator[VirtualCps3]:
     from cps_middleware.testing.cps3image import Cps3Layout
 
     # Without the PUK in the AODF: OpenSC then unblocks with C_InitPIN in an SO
@@ -103,14 +103,14 @@ def iasecc_cps3(iasecc_cps3_factory: IasEccCps3Factory) -> Iterator[VirtualCps3]
     # PUK object (the default image, what the ANS module needs) OpenSC refuses
     # that (CKR_FUNCTION_NOT_SUPPORTED) and unblocks only with
     # user_pin_unblock_style = set_pin_in_unlogged_session (C_SetPIN(PUK, new)).
-    card = iasecc_cps3_factory(layout=Cps3Layout(puk_in_aodf=False))
+    card = cps_iasecc_cps3_factory(layout=Cps3Layout(puk_in_aodf=False))
     yield card
     if card.inserted:
         card.remove()
 
 
 @pytest.fixture(scope="session")
-def opensc_module() -> str:
+def cps_opensc_module() -> str:
     for path in (os.environ.get("CPS_OPENSC_MODULE"), *OPENSC_MODULE_PATHS):
         if path and Path(path).is_file():
             return path

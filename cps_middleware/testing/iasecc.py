@@ -526,7 +526,8 @@ class IasEccCard:
         handler = _HANDLERS.get(ins)
         if handler is None:
             raise _CardError(SW.INS_UNSUPPORTED)
-        data, sw = handler(self, p1, p2, lc_data, le)
+        # looked up on the instance, so that a card profile subclass can override a command
+        data, sw = getattr(self, handler.__name__)(p1, p2, lc_data, le)
         if data and le is None:
             # T=0 case 4: the data waits for GET RESPONSE
             self._pending = data

@@ -1,8 +1,11 @@
 """A test PKI shaped like IGC-Santé TEST, for test cards and validators.
 
 ``TEST AC RACINE IGC-SANTE FORT`` → ``TEST AC IGC-SANTE FORT PERSONNES``
-(pathlen 0), with the same DN pattern, key usages and extensions as the real
-CA certificates, and holder certificates with the real card profile: subject
+(pathlen 0) and, made on first use, ``TEST AC IGC-SANTE FORT ORGANISATIONS``
+(pathlen 0: the organisation / "ORG AUTH_CLI" certificates of software
+vendors' servers, see :meth:`TestPki.issue_organisation`), with the same DN
+pattern, key usages and extensions as the real CA certificates, and holder
+certificates with the real card profile: subject
 ``C=FR, title=<profession>, GN+CN+SN`` as ONE multi-valued RDN, CN = PS_IdNat,
 the NOS private extensions, an authentication certificate (digitalSignature +
 keyEncipherment, clientAuth) and a signature certificate (nonRepudiation).
@@ -23,6 +26,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization.pkcs12 import serialize_key_and_certificates
 from cryptography.x509.oid import (
     AuthorityInformationAccessOID,
     ExtendedKeyUsageOID,
@@ -36,10 +40,12 @@ from cps_middleware.testing._keys import PrivateKey, deterministic_key
 __all__ = [
     "CardCredentials",
     "CertifiedKey",
+    "OrganisationCertificate",
     "Revocation",
     "TestHolder",
     "TestPki",
     "key_usage",
+    "pkcs12",
 ]
 
 # NOS private extensions of the health arc (DOMAIN.md).
@@ -51,6 +57,8 @@ OID_CARD_NUMBER = ObjectIdentifier("1.2.250.1.71.1.2.3")
 # authentication one is its sibling arc (the real value is not public: uncertain).
 POLICY_SIGNATURE = ObjectIdentifier("1.2.250.1.213.1.7.2.1.1.1.1")
 POLICY_AUTHENTICATION = ObjectIdentifier("1.2.250.1.213.1.7.2.1.1.1.2")
+# Organisation (ORG AUTH_CLI) certificates: a sibling arc again (real value not public: uncertain).
+POLICY_ORGANISATION = ObjectIdentifier("1.2.250.1.213.1.7.2.1.1.3.1")
 
 _BASE_DN = [
     x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
@@ -200,6 +208,44 @@ class CertifiedKey:
 
 
 @dataclass(frozen=True)
+class OrganisationCertificate(CertifiedKey):
+    """An ORG AUTH_CLI certificate with its key, structure identifier and CA chain."""
+
+    structure_id: str
+    service: str
+    chain: tuple[x509.Certificate, ...]  # organisation CA, root
+
+    def pkcs12(self, password: bytes | None = None) -> bytes:
+        """The key, certificate and chain as a PKCS#12 file (see :func:`pkcs12`)."""
+        return pkcs12(self, password, chain=self.chain, name=self.service)
+
+
+def pkcs12(
+    certified: CertifiedKey,
+    password: bytes | None = None,
+    *,
+    chain: Sequence[x509.Certificate] = (),
+    name: str | None = None,
+) -> bytes:
+    """*certified*'s key and certificate (and *chain*) as PKCS#12 (AES-256, PBKDF2).
+
+    Without *password* the file is not encrypted (tests only).
+    """
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    return serialize_key_and_certificates(
+        (name or "cps-middleware test").encode(),
+        certified.private_key,
+        certified.certificate,
+        list(chain) or None,
+        encryption,
+    )
+
+
+@dataclass(frozen=True)
 class CardCredentials:
     """What a CPS card holds: the authentication and signature key pairs."""
 
@@ -238,6 +284,7 @@ class TestPki:
     root: CertifiedKey = field(init=False)
     intermediate: CertifiedKey = field(init=False)
     _revoked: dict[int, list[Revocation]] = field(init=False, default_factory=dict)
+    _organisations: CertifiedKey | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.seed = str(self.seed)
@@ -501,9 +548,14 @@ class TestPki:
         extra: Iterable[Revocation] = (),
     ) -> x509.CertificateRevocationList:
         """The CRL of the ``"root"`` or ``"intermediate"`` CA, listing what was revoked."""
-        issuer = {"root": self.root, "intermediate": self.intermediate}.get(ca)
+        cas = {"root": self.root, "intermediate": self.intermediate}
+        if ca == "organisations":
+            cas[ca] = self.organisation_ca
+        issuer = cas.get(ca)
         if issuer is None:
-            raise TestCardError(f"unknown CA {ca!r}", hint="use 'root' or 'intermediate'")
+            raise TestCardError(
+                f"unknown CA {ca!r}", hint="use 'root', 'intermediate' or 'organisations'"
+            )
         start = this_update or self.reference_time - _dt.timedelta(hours=1)
         end = next_update or start + _dt.timedelta(days=7)
         builder = (
@@ -528,8 +580,53 @@ class TestPki:
             builder = builder.add_revoked_certificate(revoked)
         return builder.sign(issuer.private_key, hashes.SHA256())
 
+    def ocsp_responder(
+        self,
+        ca: str = "intermediate",
+        *,
+        name: str = "TEST OCSP IGC-SANTE FORT PERSONNES",
+        key_type: str = "p256",
+        ocsp_signing: bool = True,
+    ) -> CertifiedKey:
+        """A delegated OCSP responder certificate issued by the ``"root"`` or
+        ``"intermediate"`` CA: id-kp-OCSPSigning (unless *ocsp_signing* is false,
+        to test a responder the CA did not authorise), id-pkix-ocsp-nocheck,
+        valid from 30 days before ``reference_time`` for one year."""
+        issuer = {"root": self.root, "intermediate": self.intermediate}.get(ca)
+        if issuer is None:
+            raise TestCardError(f"unknown CA {ca!r}", hint="use 'root' or 'intermediate'")
+        key = self._key(f"ocsp/{ca}/{name}/{key_type}", key_type)
+        start = self.reference_time - _dt.timedelta(days=30)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(
+                x509.Name([*_BASE_DN, x509.NameAttribute(NameOID.COMMON_NAME, name)])
+            )
+            .issuer_name(issuer.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(self._serial(f"ocsp/{ca}/{name}/{key_type}/{ocsp_signing}"))
+            .not_valid_before(start)
+            .not_valid_after(start + _dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(key_usage("digital_signature"), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.private_key.public_key()),
+                False,
+            )
+            .add_extension(x509.OCSPNoCheck(), critical=False)
+        )
+        if ocsp_signing:
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False
+            )
+        return CertifiedKey(builder.sign(issuer.private_key, hashes.SHA256()), key)
+
     def _ca_for(self, certificate: x509.Certificate) -> CertifiedKey:
-        for ca in (self.intermediate, self.root):
+        cas = [self.intermediate, self.root]
+        if self._organisations is not None:
+            cas.insert(0, self._organisations)
+        for ca in cas:
             try:
                 certificate.verify_directly_issued_by(ca.certificate)
             except (ValueError, TypeError, InvalidSignature):
@@ -538,6 +635,134 @@ class TestPki:
         raise TestCardError(
             "this certificate was not issued by this test PKI",
             hint="revoke certificates issued by the same TestPki",
+        )
+
+    # -- organisation (ORG AUTH_CLI) certificates ------------------------------------
+
+    @property
+    def organisation_ca(self) -> CertifiedKey:
+        """``TEST AC IGC-SANTE FORT ORGANISATIONS`` (under the root), made on first use."""
+        if self._organisations is None:
+            key = self._key("organisations", self.ca_key_type)
+            name = x509.Name(
+                [
+                    *_BASE_DN,
+                    x509.NameAttribute(
+                        NameOID.COMMON_NAME, "TEST AC IGC-SANTE FORT ORGANISATIONS"
+                    ),
+                ]
+            )
+            cert = self._ca_certificate(
+                name,
+                key,
+                self.root.certificate.subject,
+                self.root.private_key,
+                0,
+                _dt.datetime(2020, 1, 1, tzinfo=_dt.UTC),
+                _dt.datetime(2040, 1, 1, tzinfo=_dt.UTC),
+                "ACR-FO-TEST.crl",
+            )
+            self._organisations = CertifiedKey(cert, key)
+        return self._organisations
+
+    def issue_organisation(
+        self,
+        structure_id: str = "3990000016",
+        service: str = "PROXY LPS TEST",
+        *,
+        organisation: str = "STRUCTURE DE TEST",
+        key_type: str = "rsa2048",
+        not_before: _dt.datetime | None = None,
+        not_after: _dt.datetime | None = None,
+        key_name: str | None = None,
+    ) -> OrganisationCertificate:
+        """An IGC-Santé-shaped ORG AUTH_CLI certificate for a structure's server.
+
+        Subject ``C=FR, O=<organisation>, OU=<structure_id>, CN=<service>``: the
+        OU carries the structure identifier (type digit + number, as
+        ``PS_IdNat`` does for people: 3 FINESS, 4 SIREN, 5 SIRET), the CN a free
+        label naming the service (the authorisation server maps the DN to its
+        client id). TLS client authentication only (clientAuth, digitalSignature
+        + keyEncipherment for RSA). Validity: three years from 30 days before
+        ``reference_time`` unless given.
+        """
+        id_type, number = structure_id[:1], structure_id[1:]
+        digits = ID_TYPES.get(id_type, ("", 0))[1] if id_type in "345" else 0
+        if not (number.isdigit() and len(number) == digits):
+            raise TestCardError(
+                f"malformed structure identifier {structure_id!r}",
+                hint="a structure identifier is 3 + FINESS (9 digits), 4 + SIREN (9) "
+                "or 5 + SIRET (14)",
+            )
+        if not service.strip() or not organisation.strip():
+            raise TestCardError("empty service or organisation name")
+        ca = self.organisation_ca
+        key = self._key(key_name or f"org/{structure_id}/{service}", key_type)
+        start = not_before or self.reference_time - _dt.timedelta(days=30)
+        end = not_after or start + _dt.timedelta(days=3 * 365)
+        if end <= start:
+            raise TestCardError("not_after must be after not_before")
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, structure_id),
+                x509.NameAttribute(NameOID.COMMON_NAME, service),
+            ]
+        )
+        usages = (
+            ("digital_signature", "key_encipherment")
+            if isinstance(key, rsa.RSAPrivateKey)
+            else ("digital_signature",)
+        )
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(
+                self._serial(
+                    f"org/{structure_id}/{service}/{start.isoformat()}/{end.isoformat()}"
+                    f"/{_key_id(key)}"
+                )
+            )
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
+                False,
+            )
+            .add_extension(key_usage(*usages), critical=True)
+            .add_extension(
+                x509.CertificatePolicies(
+                    [
+                        x509.PolicyInformation(
+                            POLICY_ORGANISATION, ["http://igc-sante.esante.gouv.fr/PC%20TEST"]
+                        )
+                    ]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+            .add_extension(
+                x509.CRLDistributionPoints(
+                    [
+                        x509.DistributionPoint(
+                            [x509.UniformResourceIdentifier(_CRL_BASE + "ACI-FO-ORG-TEST.crl")],
+                            None,
+                            None,
+                            None,
+                        )
+                    ]
+                ),
+                critical=False,
+            )
+        )
+        cert = builder.sign(ca.private_key, hashes.SHA256())
+        return OrganisationCertificate(
+            cert, key, structure_id, service, (ca.certificate, self.root.certificate)
         )
 
     @property

@@ -110,6 +110,11 @@ class TestSslResult:
     def reason(self) -> str:
         return self.failure.value if self.failure else "the server accepted the card"
 
+    @property
+    def signature_scheme(self) -> str | None:
+        """The TLS SignatureScheme of the client signature, e.g. ``rsa_pss_rsae_sha256``."""
+        return _SCHEMES.get(self.client_signature or "")
+
     def to_text(self) -> str:
         lines = [f"Test SSL {self.url}: {'OK' if self.ok else 'FAILED'} — {self.reason}"]
         if self.client_holder is not None:
@@ -119,7 +124,8 @@ class TestSslResult:
         if self.protocol:
             lines.append(f"  protocol: {self.protocol}, cipher: {self.cipher}")
         if self.client_signature:
-            lines.append(f"  client signature: {self.client_signature}")
+            scheme = f" ({self.signature_scheme})" if self.signature_scheme else ""
+            lines.append(f"  client signature: {self.client_signature}{scheme}")
         lines.append(f"  server verified: {'yes' if self.server_verified else 'no'}")
         if self.server_chain:
             lines.append(
@@ -139,6 +145,16 @@ class TestSslResult:
             )
         return "\n".join(lines)
 
+
+#: the signer's "<padding> <hash>" -> TLS SignatureScheme (RFC 8446 4.2.3; the
+#: rsa_pss_rsae_* schemes are the ones a card's rsaEncryption key signs)
+_SCHEMES = {
+    **{f"rsa_pss {md}": f"rsa_pss_rsae_{md}" for md in ("sha256", "sha384", "sha512")},
+    **{f"rsa_pkcs1 {md}": f"rsa_pkcs1_{md}" for md in ("sha1", "sha256", "sha384", "sha512")},
+    "ecdsa sha256": "ecdsa_secp256r1_sha256",
+    "ecdsa sha384": "ecdsa_secp384r1_sha384",
+    "ecdsa sha512": "ecdsa_secp521r1_sha512",
+}
 
 _SOURCE_TEXT = {
     "get_unverified_chain": "the card connection (get_unverified_chain)",
