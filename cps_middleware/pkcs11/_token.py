@@ -151,6 +151,7 @@ class _Pooled:
 # (OpenSC).
 _REFUSALS: Final = frozenset({0x54, 0x63, 0x68, 0x70})
 CKR_GENERAL_ERROR: Final = 0x05
+CKR_DATA_INVALID: Final = 0x20
 _HASH_AND_SIGN: Final = frozenset({0x06, 0x0E, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47})
 _RAW_RSA: Final = frozenset({0x1, 0x3})  # CKM_RSA_PKCS, CKM_RSA_X_509: the input tells the hash
 _CKU_CONTEXT_SPECIFIC: Final = 2
@@ -1069,6 +1070,12 @@ class Token:
                 # the ANS module answers a hash-and-sign mechanism on a CPS4's
                 # authentication key with CKR_GENERAL_ERROR
                 exc.code == CKR_GENERAL_ERROR and mechanism in _HASH_AND_SIGN
+            )
+            or (
+                # ... and a SHA-384/512 DigestInfo with CKM_RSA_PKCS on a CPS4's
+                # signature key with CKR_DATA_INVALID (its qualified signature
+                # finishes a SHA-1/SHA-256 hash only)
+                exc.code == CKR_DATA_INVALID and mechanism in _RAW_RSA and not key.can_decrypt
             )
         )
         if exc.code is not None and refused and not isinstance(exc, CardRemoved):

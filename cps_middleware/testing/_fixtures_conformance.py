@@ -129,11 +129,20 @@ def _ans_cps3(request: pytest.FixtureRequest) -> Backend:
     )  # fmt: skip
 
 
+def _ans_cps4(request: pytest.FixtureRequest) -> Backend:
+    module = request.getfixturevalue("cps_ans_module")
+    return _virtual_cps3(
+        request, name="ans-cps4", middleware="ANS", module=str(Path(module).resolve()),
+        serial="2800000404", port=35966, factory="cps_ans_cps4_factory", generation="CPS4",
+    )  # fmt: skip
+
+
 #: name -> maker. A new backend (e.g. a virtual CPS4 through the ANS module) is one entry.
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "test-token": _test_token,
     "opensc-cps3": _opensc_cps3,
     "ans-cps3": _ans_cps3,
+    "ans-cps4": _ans_cps4,
 }
 
 
