@@ -58,6 +58,7 @@ __all__ = [
     "RevocationFetchError",
     "RevocationSourceError",
     "SelectionError",
+    "SessionLost",
     "SignatureFailed",
     "TestCardError",
     "TlsError",
@@ -224,6 +225,17 @@ class CardRemoved(CpsError):
 
 
 # --- PKCS#11 -------------------------------------------------------------------
+
+
+class SessionLost(CardRemoved):
+    """The card's sessions and the holder's login were lost while the card stayed in
+    the reader: a card reset, or another process (a forked child) that used the
+    card through the same module. Raised once; the next :meth:`login` recovers."""
+
+    default_hint = (
+        "log in again with the holder PIN (it is never kept, so the library cannot do it "
+        "by itself); in a forked child, open the card in the child"
+    )
 
 
 class Pkcs11Error(CpsError):

@@ -187,7 +187,7 @@ def test_three_wrong_pins_lock_with_flags_at_each_step(cards: Cards) -> None:
             "result": "PinIncorrect",
             "flags": ["USER_PIN_COUNT_LOW", "USER_PIN_FINAL_TRY"],
         },
-        {"step": "wrong2", "result": "PinIncorrect", "flags": ["USER_PIN_LOCKED"]},
+        {"step": "wrong2", "result": "PinLocked", "flags": ["USER_PIN_LOCKED"]},
         {"step": "right-after-lock", "result": "PinLocked", "flags": ["USER_PIN_LOCKED"]},
     ]
     assert ts.read(card).pin_tries_left == 0
@@ -254,7 +254,8 @@ def test_puk_counter_locks_after_ten(cards: Cards) -> None:
             out(right=err(exc), flags=flags())
         """
     )
-    assert [r["result"] for r in rows[:10]] == ["PinIncorrect"] * 10
+    # the wrong code that blocks the counter: CKR_PIN_LOCKED, as the ANS module
+    assert [r["result"] for r in rows[:10]] == ["PinIncorrect"] * 9 + ["PinLocked"]
     assert rows[0]["flags"] == ["SO_PIN_COUNT_LOW"]
     assert rows[8]["flags"] == ["SO_PIN_COUNT_LOW", "SO_PIN_FINAL_TRY"]
     assert rows[9]["flags"] == ["SO_PIN_LOCKED"]
@@ -501,7 +502,7 @@ def test_pkcs11_tool_sees_the_same_lock(cards: Cards) -> None:
     rows = cards.run('out(flags=flags()); s, r = login("0000"); out(result=r)')
     assert rows == [
         {"flags": ["USER_PIN_COUNT_LOW", "USER_PIN_FINAL_TRY"]},
-        {"result": "PinIncorrect"},
+        {"result": "PinLocked"},  # the blocking wrong PIN: CKR_PIN_LOCKED, as the ANS module
     ]
     # and pkcs11-tool sees the lock python-pkcs11 caused
     locked = cards.tool("--login", "--pin", PIN, "--list-objects")
@@ -743,7 +744,7 @@ def test_processes_racing_on_the_counter_spend_each_try_once(cards: Cards) -> No
         stdout, _ = p.communicate(timeout=60)
         assert p.returncode == 0
         results += json.loads(stdout.strip().splitlines()[-1])["results"]
-    assert sorted(results) == ["PinIncorrect"] * 10 + ["PinLocked"] * 6
+    assert sorted(results) == ["PinIncorrect"] * 9 + ["PinLocked"] * 7
     assert ts.read(card).puk_tries_left == 0
 
 
@@ -784,3 +785,79 @@ def test_card_deleted_and_made_again_under_the_same_name(cards: Cards) -> None:
         {"old_session": "SessionHandleInvalid"},
         {"label": "new card", "old_pin": "PinIncorrect", "new_pin": "ok"},
     ]
+
+
+def test_init_token_honours_the_puk_counter(cards: Cards) -> None:
+    card = cards.add("c1", puk_tries_max=3)
+    init = ("--init-token", "--label", "wiped")
+    results = [cards.tool(*init, "--so-pin", "00000000").stderr for _ in range(3)]
+    assert "CKR_PIN_INCORRECT" in results[0] and "CKR_PIN_INCORRECT" in results[1]
+    assert "CKR_PIN_LOCKED" in results[2]
+    assert ts.read(card).puk_tries_left == 0
+    # the PUK is blocked: even the right one wipes nothing
+    refused = cards.tool(*init, "--so-pin", PUK)
+    assert refused.returncode != 0 and "CKR_PIN_LOCKED" in refused.stderr
+    assert "CPS_PRIV_AUT" in cards.tool("--login", "--pin", PIN, "--list-objects").stdout
+
+
+def test_token_info_and_mechanism_flags_are_a_cps3s(cards: Cards) -> None:
+    from cps_middleware.cards.profiles import CPS3
+
+    cards.add("c1", mechanisms=CPS3.test_token_mechanisms)
+    rows = cards.run(
+        """
+        slot = pkcs11.lib(os.environ["CPS_MODULE"]).get_slots(token_present=True)[0]
+        t = slot.get_token()
+        out(flags=int(t.flags), hw=list(t.hardware_version), fw=list(t.firmware_version),
+            mechs={int(m): int(slot.get_mechanism_info(m).flags) for m in slot.get_mechanisms()})
+        """
+    )
+    info = rows[0]
+    assert info["flags"] == CPS3.token_flags
+    assert tuple(info["hw"]) == CPS3.hardware_version and tuple(info["fw"]) == CPS3.firmware_version
+    assert all(flags & 0x1 for flags in info["mechs"].values())  # CKF_HW
+
+
+def test_pkcs11_tool_test_signs_with_the_card_key(cards: Cards) -> None:
+    from cps_middleware.cards.profiles import CPS3
+
+    cards.add("c1", mechanisms=CPS3.test_token_mechanisms)
+    out = cards.tool("--test", "--login", "--pin", PIN)
+    assert out.returncode == 0, out.stdout + out.stderr
+    signatures = out.stdout.split("Signatures", 1)[1].split("Verify", 1)[0]
+    assert "RSA-PKCS: OK" in signatures and "SHA256-RSA-PKCS: OK" in signatures
+
+
+def test_two_thousand_cards_come_and_go_in_bounded_memory_and_fds(cards: Cards) -> None:
+    # Each card seen used to keep its SoftHSM copy (~840 kB) and an fd, and the
+    # 256th card was never seen: a gone card's slot and instance now serve the next.
+    rows = cards.run(
+        f"""
+        import shutil
+        from pathlib import Path
+        from cps_middleware.testing import _tokenstate as ts
+        root, template = Path({str(cards.root)!r}), Path({str(cards.template)!r})
+
+        def usage():
+            rss = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            return rss, len(os.listdir("/proc/self/fd"))
+
+        for i in range(2000):
+            card = root / f"card{{i:04d}}"
+            shutil.copytree(template / "tokens", card / "tokens")
+            (card / "softhsm2.conf").write_text(
+                f"directories.tokendir = {{card / 'tokens'}}\\nobjectstore.backend = file\\n")
+            ts.create(card, ts.TokenSettings(label=f"card {{i}}", serial=f"S{{i:05d}}"))
+            seen = [s.get_token().label for s in lib.get_slots(token_present=True)]
+            assert seen == [f"card {{i}}"], seen
+            shutil.rmtree(card)
+            if i == 99:
+                before = usage()
+        out(before=before, after=usage(), slots=len(lib.get_slots()))
+        """,
+        timeout=600,
+    )
+    (rss0, fds0), (rss1, fds1) = rows[0]["before"], rows[0]["after"]
+    assert fds1 <= fds0 + 2
+    assert rss1 - rss0 < 30 * 2**20  # leaking 840 kB a card would be ~1.6 GB
+    assert rows[0]["slots"] <= 2  # the freed slot was reused

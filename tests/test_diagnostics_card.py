@@ -283,6 +283,8 @@ def test_virtual_cps3_through_opensc_cannot_sign_warning(cps_pki: TestPki, tmp_p
     module = run.result("pkcs11.module")
     assert module.status is Status.WARNING and module.reason == "pkcs11.opensc"
     assert module.remedy is not None and module.remedy.id == "opensc_cannot_sign"
+    assert module.details["middleware"] == "OpenSC" and module.details["middleware_version"]
+    assert "OpenSC" in module.seen and "signature" in module.seen  # named, and why, in French
     assert "installez le logiciel de la carte CPS de l'ANS" in " ".join(module.remedy.steps)
     assert run.result("card.atr").reason == "card.cps"
     assert run.result("pkcs11.token").status is Status.OK

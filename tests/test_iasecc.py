@@ -352,7 +352,9 @@ def test_pkcs15_files_are_der_with_the_cps_labels(card: IasEccCard) -> None:
     prkdf = _read(card, "00017002")
     cdf = _read(card, "00017004")
     assert len(_parse_all(prkdf)) == len(_parse_all(cdf)) == 2
-    assert len(_parse_all(_read(card, "00017001"))) == 1
+    aodf = _read(card, "00017001")
+    assert len(_parse_all(aodf)) == 2  # the holder PIN, and the PUK the ANS module unblocks with
+    assert b"PUK" in aodf and b"\x80\x01\x02" in aodf  # PUK reference 02
     assert AUTH_KEY_LABEL.encode() in prkdf and SIGN_KEY_LABEL.encode() in prkdf
     assert AUTH_CERT_LABEL.encode() in cdf and SIGN_CERT_LABEL.encode() in cdf
     assert b"\x02\x02\x00\x82" in prkdf and b"\x02\x02\x00\x81" in prkdf  # key references

@@ -16,6 +16,7 @@ import os
 import pickle
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -580,3 +581,53 @@ def test_session_count_stable_after_many_logins(hsm: Hsm) -> None:
         assert _open_sessions(tok) <= base
     finally:
         tok.close()
+
+
+def _frames_and_errors(exc: BaseException) -> tuple[list[object], list[BaseException]]:
+    """Every frame of every traceback in the exception chain, and the exceptions."""
+    frames: list[object] = []
+    errors: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or any(e is seen for seen in errors):
+            continue
+        errors.append(e)
+        tb = e.__traceback__
+        while tb is not None:
+            frames.append(tb.tb_frame)
+            tb = tb.tb_next
+        todo += [e.__cause__, e.__context__]
+    return frames, errors
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return value.decode("latin-1")
+    try:
+        return repr(value)
+    except Exception:  # a python-pkcs11 object of a closed session
+        return ""
+
+
+def test_wrong_pin_per_use_leaves_no_digits_in_any_frame_or_exception(token: Token) -> None:
+    # What pytest --showlocals or Sentry would show: every local of every frame of
+    # the raised error and of its causes, and every exception's text and state.
+    token.login(Pin(PIN))
+    key = token.private_key(label=SIGN_KEY)
+    secret = "86420975"
+    with pytest.raises(PinIncorrect) as e:
+        token.sign(key, Mechanism.SHA256_RSA_PKCS, b"doc", pin=Pin(secret))
+    frames, errors = _frames_and_errors(e.value)
+    this = sys._getframe().f_code
+    frames = [f for f in frames if f.f_code is not this]  # type: ignore[attr-defined]
+    assert len(frames) > 2
+    for frame in frames:
+        for name, value in frame.f_locals.items():  # type: ignore[attr-defined]
+            text = _shown(value)
+            assert secret not in text, f"PIN digits in local {name!r}"
+            if isinstance(value, dict | list | tuple):
+                assert secret not in str(value)
+    for err in errors:
+        assert secret not in str(err) and secret not in repr(err.__dict__)
+        assert secret not in repr(err.args)

@@ -380,6 +380,10 @@ def check_module(ctx: CheckContext) -> Finding:
         "cryptoki_version": ".".join(map(str, module.cryptoki_version)),
         "library_version": ".".join(map(str, module.library_version)),
     }
+    details["middleware"] = module.middleware
+    details["middleware_version"] = module.middleware_version
+    words = {lang: {"middleware": module.middleware_name(lang), "path": module.resolved_path}
+             for lang in ("fr", "en")}  # fmt: skip
     name = f"{module.description or module.manufacturer} ({module.resolved_path})"
     details["support"] = _middleware_support(ctx, module)
     cps4_readers = [
@@ -398,15 +402,13 @@ def check_module(ctx: CheckContext) -> Finding:
     if _is_opensc(module):
         return ctx.warning(
             "pkcs11.opensc",
-            f"Module OpenSC chargé : {name}. Il permet l'authentification, mais la clé de "
-            "signature ne peut pas signer avec lui.",
-            f"OpenSC module loaded: {name}. It can authenticate, but the signature key cannot "
-            "sign through it.",
+            text("pkcs11.opensc_cannot_sign", "fr", **words["fr"]),
+            text("pkcs11.opensc_cannot_sign", "en", **words["en"]),
             "opensc_cannot_sign",
             **details,
         )
-    return ctx.ok("pkcs11.module", f"Module chargé : {name}.", f"Module loaded: {name}.",
-                  **details)
+    return ctx.ok("pkcs11.module", text("pkcs11.module_loaded", "fr", **words["fr"]),
+                  text("pkcs11.module_loaded", "en", **words["en"]), **details)  # fmt: skip
 
 
 def _token_details(info: TokenInfo) -> dict[str, Any]:

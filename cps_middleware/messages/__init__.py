@@ -43,6 +43,7 @@ AREAS: tuple[str, ...] = (
     "pin",
     "validation",
     "cps4",
+    "pkcs11",
     "psc",
     "revocation",
     "browser",

@@ -30,12 +30,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 import pkcs11 as _p11
 import pkcs11.exceptions as _px
 
+from cps_middleware.cards.profiles import PROFILES
 from cps_middleware.errors import (
     CpsError,
     ModuleLoadError,
     MultipleTokens,
     NoSuchToken,
     Pkcs11Error,
+    SessionLost,
 )
 from cps_middleware.pkcs11 import _ckr
 from cps_middleware.pkcs11._discovery import candidate_paths, diagnose
@@ -62,12 +64,16 @@ CKR_BUFFER_TOO_SMALL: Final = 0x150
 CKU_SO: Final = 0
 CKU_USER: Final = 1
 _UNAVAILABLE: Final = ctypes.c_ulong(-1).value  # CK_UNAVAILABLE_INFORMATION
+# What a parent sees once a forked child's use of the module broke its sessions:
+# CKR_GENERAL_ERROR, CKR_SLOT_ID_INVALID, CKR_DEVICE_ERROR, CKR_SESSION_CLOSED,
+# CKR_SESSION_HANDLE_INVALID, CKR_TOKEN_NOT_PRESENT.
+_FORK_SYMPTOMS: Final = frozenset({0x05, 0x03, 0x30, 0xB0, 0xB3, 0xE0})
 
 # Token models / manufacturers / label prefixes of CPS cards (data, see DOMAIN.md).
-CPS_MANUFACTURERS: Final = ("ANS",)
-CPS_MODELS: Final = {"IAS ECC": "CPS3", "IAS-ECC": "CPS3", "ChipDoc": "CPS4"}
-CPS_LABEL_PREFIXES: Final = ("CPS",)
-CPS_PIN_TRIES: Final = 3
+CPS_MANUFACTURERS: Final = tuple({p.manufacturer for p in PROFILES.values()})
+CPS_MODELS: Final = {m: p.generation for p in PROFILES.values() for m in p.models}
+CPS_LABEL_PREFIXES: Final = tuple({p.token_label for p in PROFILES.values()})
+CPS_PIN_TRIES: Final = PROFILES["CPS3"].pin_tries
 
 
 # --- ctypes view of the module ------------------------------------------------
@@ -148,6 +154,30 @@ _FUNCTIONS: Final = (
     "C_SetOperationState",
     "C_Login",
     "C_Logout",
+    "C_CreateObject",
+    "C_CopyObject",
+    "C_DestroyObject",
+    "C_GetObjectSize",
+    "C_GetAttributeValue",
+    "C_SetAttributeValue",
+    "C_FindObjectsInit",
+    "C_FindObjects",
+    "C_FindObjectsFinal",
+    "C_EncryptInit",
+    "C_Encrypt",
+    "C_EncryptUpdate",
+    "C_EncryptFinal",
+    "C_DecryptInit",
+    "C_Decrypt",
+    "C_DecryptUpdate",
+    "C_DecryptFinal",
+    "C_DigestInit",
+    "C_Digest",
+    "C_DigestUpdate",
+    "C_DigestKey",
+    "C_DigestFinal",
+    "C_SignInit",
+    "C_Sign",
 )  # fmt: skip  (the order of CK_FUNCTION_LIST; the rest is not used here)
 
 
@@ -156,7 +186,24 @@ class _FunctionList(ctypes.Structure):
     _fields_ = (("version", _Version), *((name, ctypes.c_void_p) for name in _FUNCTIONS))
 
 
+class CkMechanism(ctypes.Structure):
+    _pack_ = _PACK
+    _fields_ = (("mechanism", _ulong), ("pParameter", ctypes.c_void_p), ("ulParameterLen", _ulong))
+
+
+class _CkMechanismInfo(ctypes.Structure):
+    _pack_ = _PACK
+    _fields_ = (("ulMinKeySize", _ulong), ("ulMaxKeySize", _ulong), ("flags", _ulong))
+
+
+class _CkAttribute(ctypes.Structure):
+    _pack_ = _PACK
+    _fields_ = (("type", _ulong), ("pValue", ctypes.c_void_p), ("ulValueLen", _ulong))
+
+
 _P = ctypes.c_void_p
+_BUF = ctypes.c_char_p
+_MECH = ctypes.POINTER(CkMechanism)
 _SIGNATURES: Final[dict[str, tuple[Any, ...]]] = {
     "C_Initialize": (_P,),
     "C_Finalize": (_P,),
@@ -170,6 +217,12 @@ _SIGNATURES: Final[dict[str, tuple[Any, ...]]] = {
     "C_Login": (_ulong, _ulong, ctypes.c_char_p, _ulong),
     "C_Logout": (_ulong,),
     "C_GetSessionInfo": (_ulong, ctypes.POINTER(_ulong * 4)),
+    "C_GetMechanismInfo": (_ulong, _ulong, ctypes.POINTER(_CkMechanismInfo)),
+    "C_GetAttributeValue": (_ulong, _ulong, ctypes.POINTER(_CkAttribute), _ulong),
+    "C_SignInit": (_ulong, _MECH, _ulong),
+    "C_Sign": (_ulong, _BUF, _ulong, _P, ctypes.POINTER(_ulong)),
+    "C_DecryptInit": (_ulong, _MECH, _ulong),
+    "C_Decrypt": (_ulong, _BUF, _ulong, _P, ctypes.POINTER(_ulong)),
 }
 
 
@@ -379,6 +432,8 @@ class Module:
         self.source = source
         self._lock = threading.RLock()
         self._needs_reinit = False
+        self._forks = 0  # forks of this process since load (bumped in the parent)
+        self._forks_seen = 0
         self.generation = 0  # bumped when the module is re-initialised (forked child)
         self._tokens: dict[str, Token] = {}
         self._raw = _Raw(resolved)
@@ -420,18 +475,89 @@ class Module:
     def __repr__(self) -> str:
         return f"<Module {self.resolved_path!r} {self.manufacturer!r} {self.description!r}>"
 
+    @property
+    def middleware(self) -> str:
+        """Which middleware this is: ``"ANS"`` (Cryptolib CPS), ``"OpenSC"``, ``"test token"``
+        (the CPS test token of cps_middleware.testing), else its manufacturer."""
+        file = os.path.basename(self.resolved_path).casefold()
+        said = f"{self.manufacturer} {self.description}".casefold()
+        if "opensc" in said or "opensc" in file:
+            return "OpenSC"
+        if file.startswith("libcps") or "cps3 pkcs#11" in said or "cryptolib" in said:
+            return "ANS"
+        if file.startswith("_cpstoken"):
+            return "test token"
+        return self.manufacturer or file
+
+    @property
+    def middleware_version(self) -> str:
+        """The library version the module reports (C_GetInfo.libraryVersion)."""
+        return "{}.{}".format(*self.library_version)
+
+    def middleware_name(self, lang: str | None = None) -> str:
+        """The middleware and its version in words (French by default)."""
+        from cps_middleware.messages import text
+
+        code = {"ANS": "ans", "OpenSC": "opensc", "test token": "test_token"}.get(
+            self.middleware, "other"
+        )
+        return text(f"pkcs11.middleware_{code}", lang, name=self.middleware,
+                    version=self.middleware_version)  # fmt: skip
+
     # -- calling into the module -------------------------------------------------
 
     def _reinit_in_child(self) -> None:
         # A forked child inherits the parent's module state but not its sessions'
-        # meaning (cards, pcscd connections): start again, as PKCS#11 asks.
-        self._raw("C_Finalize", None)
+        # meaning (cards, pcscd connections): start again, as PKCS#11 asks, with
+        # C_Initialize alone. OpenSC and the ANS module notice the new process
+        # and drop the inherited state without releasing the parent's PC/SC
+        # context; a C_Finalize here would release it (the pcscd socket is
+        # shared with the parent) and break the parent's sessions. Only a module
+        # that says it is initialised already (no fork detection: SoftHSM, the
+        # test token, no PC/SC) is finalised first.
         rv = self._raw("C_Initialize", None)
+        if rv == CKR_CRYPTOKI_ALREADY_INITIALIZED:
+            self._raw("C_Finalize", None)
+            rv = self._raw("C_Initialize", None)
         if rv not in (CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED):
             raise _ckr.error_for(rv, function="C_Initialize", module=self.resolved_path)
         self._needs_reinit = False
+        self._forks_seen = self._forks
         self.generation += 1
         log.debug("re-initialised %s in forked child %d", self.resolved_path, os.getpid())
+
+    def ensure_initialized(self) -> None:
+        """Re-initialise now if this is a forked child that has not yet (see _reinit_in_child)."""
+        with self._lock:
+            if self._needs_reinit:
+                self._reinit_in_child()
+
+    def _child_symptom(self, code: int | None, function: str) -> CpsError | None:
+        """After a fork, the child's use of the module can kill the parent's PC/SC
+        context (the ANS module then answers CKR_SESSION_HANDLE_INVALID, then
+        CKR_GENERAL_ERROR, then CKR_TOKEN_NOT_PRESENT / CKR_SLOT_ID_INVALID for a
+        card still there). Such a code in the parent after a fork: start the
+        module again (every session and the login are gone) and return the
+        SessionLost to raise; None otherwise."""
+        if code not in _FORK_SYMPTOMS or self._forks == self._forks_seen or self._needs_reinit:
+            return None
+        with self._lock:
+            self._forks_seen = self._forks
+            self._raw("C_Finalize", None)
+            rv = self._raw("C_Initialize", None)
+            self.generation += 1
+        log.warning(
+            "%s failed with %s after a fork: module started again, a new login is needed",
+            function, _ckr.code_name(code),
+        )
+        if rv not in (CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED):
+            return _ckr.error_for(rv, function="C_Initialize", module=self.resolved_path)
+        return SessionLost(
+            "the card's sessions were lost: another process (a forked child?) used the "
+            "card through this module",
+            function=function, code=code, code_name=_ckr.code_name(code),
+            module=self.resolved_path,
+        )  # fmt: skip
 
     @contextmanager
     def _guard(self, function: str) -> Iterator[None]:
@@ -460,15 +586,50 @@ class Module:
         """A ctypes call under the module lock; raises the mapped error unless CKR_OK."""
         rv = self._raw_call(function, *args)
         if rv != CKR_OK:
-            raise _ckr.error_for(rv, function=function, module=self.resolved_path)
+            raise self.error_for(rv, function)
+
+    def error_for(self, code: int, function: str) -> CpsError:
+        """The error for a CKR code of this module (SessionLost when a forked child
+        broke the sessions: see :meth:`_child_symptom`)."""
+        lost = self._child_symptom(code, function)
+        if lost is not None:
+            return lost
+        return _ckr.error_for(code, function=function, module=self.resolved_path)
 
     def _error(self, exc: BaseException, function: str) -> CpsError:
         code = _ckr.code_of(exc)
+        lost = self._child_symptom(code, function)
+        if lost is not None:
+            return lost
         if code is None:
             return Pkcs11Error(
                 f"{function} failed: {exc}", function=function, module=self.resolved_path
             )
         return _ckr.error_for(code, function=function, module=self.resolved_path)
+
+    def mechanism_flags(self, slot_id: int, mechanism: int) -> int | None:
+        """CK_MECHANISM_INFO.flags of ``mechanism`` in a slot (None when the module does
+        not say)."""
+        mi = _CkMechanismInfo()
+        rv = self._raw_call("C_GetMechanismInfo", _ulong(slot_id), _ulong(mechanism),
+                            ctypes.byref(mi))  # fmt: skip
+        return int(mi.flags) if rv == CKR_OK else None
+
+    def allowed_mechanisms(self, session: int, obj: int) -> tuple[int, ...] | None:
+        """CKA_ALLOWED_MECHANISMS of an object (None when it has none; python-pkcs11
+        cannot decode this attribute)."""
+        attr = _CkAttribute(0x40000600, None, 0)
+        with self._lock:
+            rv = self._raw_call("C_GetAttributeValue", _ulong(session), _ulong(obj),
+                                ctypes.byref(attr), 1)  # fmt: skip
+            n = int(attr.ulValueLen)
+            if rv != CKR_OK or n in (0, _UNAVAILABLE) or n % ctypes.sizeof(_ulong):
+                return None
+            values = (_ulong * (n // ctypes.sizeof(_ulong)))()
+            attr.pValue = ctypes.cast(values, ctypes.c_void_p)
+            rv = self._raw_call("C_GetAttributeValue", _ulong(session), _ulong(obj),
+                                ctypes.byref(attr), 1)  # fmt: skip
+        return tuple(int(v) for v in values) if rv == CKR_OK else None
 
     # -- slots and tokens ----------------------------------------------------------
 
@@ -560,15 +721,23 @@ class Module:
         returned for the same card."""
         from cps_middleware.pkcs11._token import Token
 
+        def matching(seen: list[TokenInfo]) -> list[TokenInfo]:
+            return [
+                t
+                for t in seen
+                if (serial is None or t.serial == serial)
+                and (label is None or t.label == label)
+                and (slot_id is None or t.slot_id == slot_id)
+                and (not cps_only or t.is_cps)
+            ]
+
         seen = self.tokens()
-        fits = [
-            t
-            for t in seen
-            if (serial is None or t.serial == serial)
-            and (label is None or t.label == label)
-            and (slot_id is None or t.slot_id == slot_id)
-            and (not cps_only or t.is_cps)
-        ]
+        fits = matching(seen)
+        if not fits:
+            # The ANS module notices a card inserted since its last slot listing
+            # only on the next one: look once more before saying there is none.
+            seen = self.tokens()
+            fits = matching(seen)
         wanted = ", ".join(
             f"{k}={v!r}"
             for k, v in (("serial", serial), ("label", label), ("slot_id", slot_id))
@@ -677,6 +846,7 @@ def _before_fork() -> None:
 
 def _after_fork_parent() -> None:
     for module in _REGISTRY.values():
+        module._forks += 1
         module._lock.release()
     _REGISTRY_LOCK.release()
 

@@ -52,6 +52,7 @@ from cps_middleware.errors import (
     Pkcs11Error,
     PukIncorrect,
     PukLocked,
+    SessionLost,
     UnblockNotSupported,
 )
 from cps_middleware.pkcs11 import _ckr
@@ -120,6 +121,8 @@ class KeyRef:
     modulus: int | None = None
     public_exponent: int | None = None
     ec_params: bytes | None = None
+    #: CKA_ALLOWED_MECHANISMS when the token sets it (None: not said).
+    allowed_mechanisms: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,12 +136,50 @@ class DataObject:
 
 
 class _Pooled:
-    __slots__ = ("epoch", "keys", "session")
+    __slots__ = ("broken", "epoch", "keys", "session")
 
     def __init__(self, session: Any, epoch: int) -> None:
         self.session = session
         self.epoch = epoch
         self.keys: dict[tuple[str, bytes, str], Any] = {}
+        self.broken = False  # an operation may be left active: close, never reuse
+
+
+# Mechanism refusals remembered per key: CKR_FUNCTION_NOT_SUPPORTED (OpenSC's
+# qualified signature), CKR_KEY_TYPE_INCONSISTENT (the ANS module, hash-and-sign
+# on the authentication key), CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_MECHANISM_INVALID
+# (OpenSC).
+_REFUSALS: Final = frozenset({0x54, 0x63, 0x68, 0x70})
+CKR_GENERAL_ERROR: Final = 0x05
+CKR_DATA_INVALID: Final = 0x20
+_HASH_AND_SIGN: Final = frozenset({0x06, 0x0E, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47})
+_RAW_RSA: Final = frozenset({0x1, 0x3})  # CKM_RSA_PKCS, CKM_RSA_X_509: the input tells the hash
+_CKU_CONTEXT_SPECIFIC: Final = 2
+_CKF_DECRYPT: Final = 0x200
+_CKF_SIGN: Final = 0x800
+
+
+def _ck_mechanism(struct: Any, mechanism: int, param: Any) -> tuple[Any, Any]:
+    """A CK_MECHANISM for ctypes (and what must stay alive with it) from the
+    python-pkcs11 parameter made by check_params."""
+    if param is None:
+        return None, struct(mechanism, None, 0)
+    p: Any
+    if len(param) == 3 and not isinstance(param[2], bytes | None):  # PSS
+        p = (ctypes.c_ulong * 3)(int(param[0]), int(param[1]), int(param[2]))
+    else:  # OAEP: hashAlg, mgf, source (CKZ_DATA_SPECIFIED), label
+        label = param[2] or b""
+        buf = ctypes.create_string_buffer(label, max(len(label), 1))
+
+        class _Oaep(ctypes.Structure):
+            _fields_ = (("h", ctypes.c_ulong), ("m", ctypes.c_ulong), ("s", ctypes.c_ulong),
+                        ("d", ctypes.c_void_p), ("n", ctypes.c_ulong))  # fmt: skip
+
+        p = _Oaep(int(param[0]), int(param[1]), 1 if label else 0,
+                  ctypes.cast(buf, ctypes.c_void_p) if label else None, len(label))  # fmt: skip
+        return (p, buf), struct(mechanism, ctypes.cast(ctypes.pointer(p), ctypes.c_void_p),
+                                ctypes.sizeof(p))  # fmt: skip
+    return p, struct(mechanism, ctypes.cast(p, ctypes.c_void_p), ctypes.sizeof(p))
 
 
 def _int(value: Any) -> int | None:
@@ -178,7 +219,15 @@ class Token:
         # the next operation that needs it raises CardRemoved (once).
         self._login_lost = False
         self._forked = False
+        self._generation = module.generation  # the module's, when the sessions were opened
         self._mechanisms: frozenset[int] | None = None
+        # Per slot insertion: CK_MECHANISM_INFO flags, and per key the mechanisms
+        # the module refused for it (CKR_KEY_TYPE_INCONSISTENT ...).
+        self._mech_flags: dict[int, int] = {}
+        # (mechanism, None) refuses the mechanism; (CKM_RSA_PKCS, n) only inputs of
+        # n bytes (the ANS module signs a SHA-1/SHA-256 DigestInfo with the CPS3
+        # signature key and refuses a SHA-384/512 one); the value is the CKR code.
+        self._refused: dict[tuple[str, bytes], dict[tuple[int, int | None], int]] = {}
         self.closed = False
 
     def __repr__(self) -> str:
@@ -203,8 +252,12 @@ class Token:
 
     @property
     def is_logged_in(self) -> bool:
+        """Whether the holder is logged in. After a fork of this process, asks the
+        module (one C_GetSessionInfo): a child may have broken the login."""
         with self._lock:
             self._check_fork()
+            if self._logged_in and self._module._forks != self._module._forks_seen:
+                self._still_logged_in()
             return self._logged_in
 
     @property
@@ -248,6 +301,16 @@ class Token:
             # The child re-initialises the module: the handles mean nothing now,
             # and closing them could close someone else's new session.
             self._drop(close=False)
+            self._login_lost = False  # the login was the parent's, not this process's
+            self._module.ensure_initialized()
+            self._generation = self._module.generation
+        elif self._generation != self._module.generation:
+            # The module was started again (a forked child broke its sessions,
+            # see Module._child_symptom): same as a card reset for this token.
+            self._generation = self._module.generation
+            if self._logged_in:
+                self._login_lost = True
+            self._drop(close=False)
 
     def _close_quietly(self, session: Any) -> None:
         try:
@@ -277,6 +340,7 @@ class Token:
         self._px_token = None
         self._logged_in = False
         self._mechanisms = None
+        self._mech_flags = {}
 
     def _lost(self, *, close: bool) -> None:
         # The module reported the card gone: handles are invalid from now on.
@@ -290,17 +354,15 @@ class Token:
                 self._login_lost = True
             self._drop(close=close)
 
-    def _login_lost_error(self, function: str) -> CardRemoved:
-        """The one CardRemoved telling that the login died with the card (and forgetting
-        it: from now on the token is simply not logged in)."""
+    def _login_lost_error(self, function: str) -> SessionLost:
+        """The one SessionLost (a CardRemoved) telling that the login died with the card
+        (and forgetting it: from now on the token is simply not logged in)."""
         self._login_lost = False
-        return CardRemoved(
-            f"card {self.label!r} was pulled out or reset since the holder logged in: "
-            "the login is lost",
+        return SessionLost(
+            f"card {self.label!r} was pulled out or reset (or used by another process) "
+            "since the holder logged in: the login is lost",
             function=function,
             module=self._module.resolved_path,
-            hint="log in again with the holder PIN (it is never kept, so the library "
-            "cannot do it by itself)",
         )
 
     def _revalidate(self) -> None:
@@ -338,7 +400,11 @@ class Token:
 
     def _handle(self, exc: CpsError) -> None:
         """Bookkeeping for an error seen by an operation; the caller re-raises."""
-        if isinstance(exc, CardRemoved):
+        if isinstance(exc, SessionLost):
+            # The module was started again: its old handles mean nothing.
+            self._generation = self._module.generation
+            self._lost(close=False)
+        elif isinstance(exc, CardRemoved):
             self._lost(close=exc.code in (0x32, 0xE0))
         elif exc.code == CKR_USER_NOT_LOGGED_IN:
             with self._lock:
@@ -388,7 +454,10 @@ class Token:
         if rv == CKR_OK and int(info[0]) == self._slot_id:
             return int(info[1])
         # Gone; or the module gave the number to a new session of another slot
-        # (OpenSC reuses freed handles): not ours to close.
+        # (OpenSC reuses freed handles): not ours to close. After a fork, a dead
+        # session may mean a dead module: start it again (Module._child_symptom).
+        if self._module._child_symptom(rv, "C_GetSessionInfo") is not None:
+            self._generation = self._module.generation
         self._lost(close=rv in (0x32, 0xE0))
         return None
 
@@ -439,7 +508,11 @@ class Token:
 
     def _checkin(self, pooled: _Pooled) -> None:
         with self._cond:
-            if pooled.epoch == self._epoch and not self.closed:
+            if pooled.broken:
+                self._close_quietly(pooled.session)
+                if pooled.epoch == self._epoch:
+                    self._pool_open -= 1
+            elif pooled.epoch == self._epoch and not self.closed:
                 self._idle.append(pooled)
             elif pooled.epoch in self._close_on_return:
                 self._close_quietly(pooled.session)
@@ -486,7 +559,7 @@ class Token:
                 "wrong holder PIN", tries_left=left, function=function, code=rv,
                 code_name=name, module=mod,
             )  # fmt: skip
-        return _ckr.error_for(rv, function=function, module=mod)
+        return self._module.error_for(rv, function)
 
     def login(self, pin: Pin | None = None, *, allow_final_try: bool = False) -> None:
         """Log the holder in; every session of the process then is.
@@ -546,6 +619,8 @@ class Token:
         state = self._main_state()
         if state in (1, 3):  # CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS
             return True
+        if self._logged_in:
+            self._login_lost = True  # the next private operation says so, once
         self._logged_in = False
         return False
 
@@ -571,7 +646,7 @@ class Token:
             self._logged_in = False
             self._empty_pool(close=True)
             if rv not in (CKR_OK, CKR_USER_NOT_LOGGED_IN):
-                err = _ckr.error_for(rv, function="C_Logout", module=self._module.resolved_path)
+                err = self._module.error_for(rv, "C_Logout")
                 self._handle(err)
                 raise err
 
@@ -687,7 +762,7 @@ class Token:
                 tries_left=so_tries_left_of(flags) if flags else None,
                 function="C_Login", code=rv, code_name=_ckr.code_name(rv), module=mod,
             )  # fmt: skip
-        return _ckr.error_for(rv, function="C_Login", module=mod)
+        return self._module.error_for(rv, "C_Login")
 
     # -- mechanisms ---------------------------------------------------------------
 
@@ -712,6 +787,35 @@ class Token:
     def mechanism_names(self) -> list[str]:
         """The names of the mechanisms the token offers (``CKM_...``)."""
         return sorted(mechanism_name(m) for m in self.mechanisms())
+
+    def _mechanism_flags(self, mechanism: int) -> int | None:
+        with self._lock:
+            if mechanism not in self._mech_flags:
+                flags = self._module.mechanism_flags(self._slot_id, mechanism)
+                if flags is None:
+                    return None
+                self._mech_flags[mechanism] = flags
+            return self._mech_flags[mechanism]
+
+    def key_mechanisms(self, key: KeyRef, purpose: str = "sign") -> frozenset[int]:
+        """The mechanisms ``key`` can be used with for ``purpose`` ("sign" or "decrypt"),
+        as far as the module tells: its mechanism list, those whose
+        C_GetMechanismInfo flags allow the purpose, narrowed by the key's
+        CKA_ALLOWED_MECHANISMS when set, less those the module refused for this
+        key before (the ANS module lists CKM_SHA256_RSA_PKCS, then refuses it on
+        the authentication key with CKR_KEY_TYPE_INCONSISTENT)."""
+        want = _CKF_SIGN if purpose == "sign" else _CKF_DECRYPT
+        offered = set()
+        for m in self.mechanisms():
+            flags = self._mechanism_flags(m)
+            if flags is None or flags & want:
+                offered.add(m)
+        if key.allowed_mechanisms is not None:
+            offered &= set(key.allowed_mechanisms)
+        with self._lock:
+            refused = self._refused.get((key.label, key.id), {})
+            offered -= {m for m, variant in refused if variant is None}
+        return frozenset(offered)
 
     def _require(self, mechanism: int, function: str) -> None:
         if mechanism not in self.mechanisms():
@@ -800,6 +904,7 @@ class Token:
              _A.MODULUS, _A.MODULUS_BITS, _A.PUBLIC_EXPONENT, _A.EC_PARAMS, _A.VERIFY,
              _A.ENCRYPT),
         )  # fmt: skip
+        allowed = self._module.allowed_mechanisms(obj.wrapper.session.handle, obj.handle)
         kt = a.get(_A.KEY_TYPE)
         key_type = kt.name if isinstance(kt, _p11.KeyType) else str(kt)
         modulus = _int(a.get(_A.MODULUS))
@@ -819,6 +924,7 @@ class Token:
             modulus=modulus,
             public_exponent=_int(a.get(_A.PUBLIC_EXPONENT)),
             ec_params=bytes(ec) if ec else None,
+            allowed_mechanisms=allowed or None,
         )
 
     def private_keys(self) -> list[KeyRef]:
@@ -826,9 +932,7 @@ class Token:
 
         Raises CardRemoved (once) when the login was lost to a card removal/reset."""
         return self._private(
-            lambda: [
-                self._keyref(o, "private") for o in self._objects(_OC.PRIVATE_KEY, None, None)
-            ]
+            lambda: [self._keyref(o, "private") for o in self._objects(_OC.PRIVATE_KEY, None, None)]
         )
 
     def private_key(self, label: str | None = None, id: bytes | None = None) -> KeyRef:
@@ -912,45 +1016,159 @@ class Token:
             raise InvalidInput("key must be a KeyRef from this token")
         if not isinstance(data, bytes | bytearray | memoryview):
             raise InvalidInput("data must be bytes")
-        extra: dict[str, Any] = {}
         if key.always_authenticate:
             # The card asks the PIN again for each use of this key (C_Login
             # CKU_CONTEXT_SPECIFIC): the same rules as a login apply.
+            pad = False
             if not isinstance(pin, Pin):
-                raise NotLoggedIn(
-                    f"key {key.label!r} needs the holder PIN for each use: pass pin=Pin(...)",
-                    function=function, module=self._module.resolved_path,
-                )  # fmt: skip
+                pad = self.info.flags.protected_authentication_path
+                if not pad:
+                    raise NotLoggedIn(
+                        f"key {key.label!r} needs the holder PIN for each use: pass pin=Pin(...)",
+                        function=function, module=self._module.resolved_path,
+                    )  # fmt: skip
             self._pin_guard(self.info, "C_Login", allow_final_try)
-            extra["pin"] = pin._reveal().decode("ascii")
         elif pin is not None:
             raise InvalidInput(f"key {key.label!r} does not take a PIN per use")
         self._require(mechanism, function)
         mech = p11_mechanism(mechanism)
+        variant = len(data) if mechanism in _RAW_RSA else None
+        with self._lock:
+            code = self._refused.get((key.label, key.id), {}).get((mechanism, variant))
+        if code is not None:  # refused before: do not ask the card again
+            raise self._refusal(function, key, mechanism, code, _ckr.code_name(code))
         pooled = self._checkout(function)
         try:
             obj = self._key_on(pooled, key)
+            if key.always_authenticate:
+                return self._operate_with_pin(
+                    function, pooled, key, obj, mechanism, data, param, pin
+                )
             op = getattr(obj, method, None)
             if op is None:
                 raise InvalidInput(f"key {key.label!r} cannot be used for {function}")
             try:
                 result: bytes = self._module._call(
-                    function, op, bytes(data), mechanism=mech, mechanism_param=param, **extra
+                    function, op, bytes(data), mechanism=mech, mechanism_param=param
                 )
                 return result
             except CpsError as exc:
-                if extra and exc.code in (CKR_PIN_INCORRECT, CKR_PIN_LOCKED):
-                    raise self._wrong_pin(exc.code, "C_Login") from exc
-                if isinstance(exc, MechanismUnsupported):
-                    raise MechanismUnsupported(
-                        f"card {self.label!r} refused {mechanism_name(mechanism)}",
-                        available=self.mechanism_names(), function=function,
-                        code=exc.code, code_name=exc.code_name, module=exc.module,
-                    ) from exc  # fmt: skip
-                self._handle(exc)
-                raise
+                err = self._operation_error(exc, function, key, mechanism, variant)
+                if err is exc:
+                    raise
+                raise err from exc
         finally:
             self._checkin(pooled)
+
+    def _operation_error(
+        self, exc: CpsError, function: str, key: KeyRef, mechanism: int, variant: int | None
+    ) -> CpsError:
+        """The error to raise for a failed sign/decrypt, after the bookkeeping: a
+        mechanism refused for this key is remembered (the next choice skips it);
+        a login lost behind the library's back becomes SessionLost."""
+        refused = (
+            exc.code in _REFUSALS
+            or isinstance(exc, MechanismUnsupported)
+            or (
+                # the ANS module answers a hash-and-sign mechanism on a CPS4's
+                # authentication key with CKR_GENERAL_ERROR
+                exc.code == CKR_GENERAL_ERROR and mechanism in _HASH_AND_SIGN
+            )
+            or (
+                # ... and a SHA-384/512 DigestInfo with CKM_RSA_PKCS on a CPS4's
+                # signature key with CKR_DATA_INVALID (its qualified signature
+                # finishes a SHA-1/SHA-256 hash only)
+                exc.code == CKR_DATA_INVALID and mechanism in _RAW_RSA and not key.can_decrypt
+            )
+        )
+        if exc.code is not None and refused and not isinstance(exc, CardRemoved):
+            with self._lock:
+                self._refused.setdefault((key.label, key.id), {})[(mechanism, variant)] = exc.code
+            return self._refusal(function, key, mechanism, exc.code, exc.code_name)
+        if exc.code == CKR_USER_NOT_LOGGED_IN:
+            with self._lock:
+                was = self._logged_in
+                self._logged_in = False
+                self._empty_pool(close=True)
+            if was:
+                return SessionLost(
+                    f"card {self.label!r} forgot the holder's login (it was reset, or "
+                    "another process used it)",
+                    function=function, code=exc.code, code_name=exc.code_name,
+                    module=exc.module,
+                )  # fmt: skip
+        self._handle(exc)
+        return exc
+
+    def _refusal(
+        self, function: str, key: KeyRef, mechanism: int, code: int, code_name: str | None
+    ) -> MechanismUnsupported:
+        if self._is_opensc() and not key.can_decrypt:
+            hint = (
+                "OpenSC cannot sign with the CPS signature (non-repudiation) key; "
+                "signing documents needs the ANS middleware (Cryptolib CPS)"
+            )
+        elif mechanism in _RAW_RSA:
+            hint = "the middleware refuses this hash with this key: sign SHA-256 digests"
+        else:
+            hint = "the middleware refuses this mechanism with this key"
+        return MechanismUnsupported(
+            f"card {self.label!r} refused {mechanism_name(mechanism)} with key {key.label!r}",
+            function=function, code=code, code_name=code_name,
+            module=self._module.resolved_path, hint=hint,
+        )  # fmt: skip
+
+    def _operate_with_pin(
+        self,
+        function: str,
+        pooled: _Pooled,
+        key: KeyRef,
+        obj: Any,
+        mechanism: int,
+        data: bytes,
+        param: Any,
+        pin: Pin | None,
+    ) -> bytes:
+        """C_SignInit / C_DecryptInit, C_Login(CKU_CONTEXT_SPECIFIC), C_Sign / C_Decrypt
+        through ctypes, under the module lock. The PIN's digits are only ever an
+        argument of the ctypes call, never a local of a frame an exception could
+        carry (tracebacks, pytest --showlocals, Sentry)."""
+        from cps_middleware.pkcs11._module import CkMechanism
+
+        raw = self._module._raw_call
+        h = ctypes.c_ulong(pooled.session.handle)
+        keep, m = _ck_mechanism(CkMechanism, mechanism, param)
+        init, run = ("C_SignInit", "C_Sign") if function == "C_Sign" else (
+            "C_DecryptInit", "C_Decrypt")  # fmt: skip
+        blob = bytes(data)
+        with self._module._lock:
+            rv = raw(init, h, ctypes.byref(m), ctypes.c_ulong(obj.handle))
+            if rv != CKR_OK:
+                err = self._module.error_for(rv, init)
+                raise self._operation_error(
+                    err, function, key, mechanism, len(blob) if mechanism in _RAW_RSA else None
+                )
+            if pin is None:  # PIN pad: the holder types it on the reader
+                rv = raw("C_Login", h, _CKU_CONTEXT_SPECIFIC, None, 0)
+            else:
+                rv = raw("C_Login", h, _CKU_CONTEXT_SPECIFIC, pin._reveal(), len(pin))
+            if rv != CKR_OK:
+                # The operation may stay active on this session: never reuse it.
+                pooled.broken = True
+                raise self._wrong_pin(rv, "C_Login")
+            size = ctypes.c_ulong(0)
+            rv = raw(run, h, blob, len(blob), None, ctypes.byref(size))
+            out = ctypes.create_string_buffer(max(int(size.value), 1))
+            if rv == CKR_OK:
+                rv = raw(run, h, blob, len(blob), out, ctypes.byref(size))
+        del keep
+        if rv != CKR_OK:
+            pooled.broken = True
+            err = self._module.error_for(rv, run)
+            raise self._operation_error(
+                err, function, key, mechanism, len(blob) if mechanism in _RAW_RSA else None
+            )
+        return out.raw[: size.value]
 
     def sign(
         self,

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.utils import Buffer
 
 from cps_middleware.errors import (
+    CpsError,
     InvalidInput,
     MechanismUnsupported,
     Pkcs11Error,
@@ -240,7 +241,9 @@ class TokenRSAPrivateKey(_TokenKeyBase, rsa.RSAPrivateKey):
                 f"{self._signer.description} is used for signing only here",
                 hint="open the key through CpsCard.private_key() to decrypt with it",
             )
-        offered = self._signer.mechanisms
+        offered: frozenset[int] = getattr(
+            self._signer, "decrypt_mechanisms", self._signer.mechanisms
+        )
         if isinstance(padding, _pad.PKCS1v15):
             if M.RSA_PKCS not in offered:
                 self._need([M.RSA_PKCS], "decrypt with PKCS#1 v1.5", "C_DecryptInit")
@@ -282,37 +285,50 @@ class TokenRSAPrivateKey(_TokenKeyBase, rsa.RSAPrivateKey):
             data, cast("Prehashed | hashes.HashAlgorithm", algorithm)
         )
         _hash, _mgf, with_pkcs1, with_pss, _ecdsa = _hash_entry(hash_alg)
-        offered = self._signer.mechanisms
         if isinstance(padding, _pad.PKCS1v15):
-            if message is not None and with_pkcs1 in offered:
-                try:
-                    return self._signer.sign(with_pkcs1, message)
-                except Pkcs11Error as exc:
-                    # The token lists hash-and-sign but this key refuses it (the ANS
-                    # module on authentication keys: CPS3 KEY_TYPE_INCONSISTENT, CPS4
-                    # GENERAL_ERROR): hash here and sign the DigestInfo instead.
-                    if M.RSA_PKCS not in offered or exc.code_name not in _KEY_REFUSALS:
-                        raise
-            if M.RSA_PKCS in offered:
-                return self._signer.sign(M.RSA_PKCS, digest_info(hash_alg, digest))
-            self._need(
-                [M.RSA_PKCS] if message is None else [with_pkcs1, M.RSA_PKCS],
+            # Hash-and-sign on the card when the module offers it for this key,
+            # else (or when it refuses: CPS3 authentication keys through the ANS
+            # module and OpenSC) hash here and sign the DigestInfo with CKM_RSA_PKCS.
+            return self._first_accepted(
+                [
+                    *([(with_pkcs1, message, None)] if message is not None else []),
+                    (M.RSA_PKCS, digest_info(hash_alg, digest), None),
+                ],
                 f"sign with PKCS#1 v1.5 and {hash_alg.name}",
             )
         if isinstance(padding, _pad.PSS):
             params = self._pss_params(padding, hash_alg)
-            if message is not None and with_pss in offered:
-                return self._signer.sign(with_pss, message, params)
-            if M.RSA_PKCS_PSS in offered:
-                return self._signer.sign(M.RSA_PKCS_PSS, digest, params)
-            self._need(
-                [M.RSA_PKCS_PSS] if message is None else [with_pss, M.RSA_PKCS_PSS],
+            return self._first_accepted(
+                [
+                    *([(with_pss, message, params)] if message is not None else []),
+                    (M.RSA_PKCS_PSS, digest, params),
+                ],
                 f"sign with RSA-PSS and {hash_alg.name}",
             )
         raise InvalidInput(
             f"padding {getattr(padding, 'name', type(padding).__name__)} cannot sign",
             hint="use PKCS1v15() or PSS(...)",
         )
+
+    def _first_accepted(
+        self, attempts: list[tuple[int, bytes, PssParams | None]], operation: str
+    ) -> bytes:
+        """Sign with the first mechanism of ``attempts`` the key offers and the module
+        accepts; a refusal (remembered by the token for this key) moves on to the
+        next one."""
+        refused: MechanismUnsupported | None = None
+        for mechanism, data, params in attempts:
+            if mechanism not in self._signer.mechanisms:
+                continue
+            try:
+                return self._signer.sign(mechanism, data, params)
+            except MechanismUnsupported as exc:
+                if exc.code is None:
+                    raise
+                refused = exc
+        if refused is not None:
+            raise refused
+        self._need([m for m, _, _ in attempts], operation)
 
     def _pss_params(self, pss: _pad.PSS, hash_alg: hashes.HashAlgorithm) -> PssParams:
         mgf = pss.mgf
@@ -410,12 +426,6 @@ KeyResolver = Callable[[], KeyRef]
 
 
 #: what a module answers when one key refuses a mechanism the token lists
-_KEY_REFUSALS = frozenset(
-    {"CKR_KEY_TYPE_INCONSISTENT", "CKR_MECHANISM_INVALID", "CKR_KEY_FUNCTION_NOT_PERMITTED",
-     "CKR_GENERAL_ERROR", "CKR_FUNCTION_NOT_SUPPORTED"}
-)  # fmt: skip
-
-
 class _TokenKeySigner:
     """A :class:`TokenSigner` over a :class:`~cps_middleware.pkcs11.Token` key.
 
@@ -433,7 +443,20 @@ class _TokenKeySigner:
 
     @property
     def mechanisms(self) -> frozenset[int]:
-        return self._token.mechanisms()
+        """What this key signs with, as the module tells (see Token.key_mechanisms);
+        the token's whole list while the key is not found yet (before login)."""
+        with self._lock:
+            key = self._key
+        if key is None:
+            try:
+                key = self._ref()
+            except CpsError:
+                return self._token.mechanisms()
+        return self._token.key_mechanisms(key, "sign")
+
+    @property
+    def decrypt_mechanisms(self) -> frozenset[int]:
+        return self._token.key_mechanisms(self._ref(), "decrypt")
 
     @property
     def description(self) -> str:

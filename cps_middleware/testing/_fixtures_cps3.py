@@ -96,7 +96,14 @@ def cps_iasecc_cps3_factory(
 
 @pytest.fixture
 def cps_iasecc_cps3(cps_iasecc_cps3_factory: IasEccCps3Factory) -> Iterator[VirtualCps3]:
-    card = cps_iasecc_cps3_factory()
+    from cps_middleware.testing.cps3image import Cps3Layout
+
+    # Without the PUK in the AODF: OpenSC then unblocks with C_InitPIN in an SO
+    # session (init_pin_in_so_session), what these OpenSC tests check. With the
+    # PUK object (the default image, what the ANS module needs) OpenSC refuses
+    # that (CKR_FUNCTION_NOT_SUPPORTED) and unblocks only with
+    # user_pin_unblock_style = set_pin_in_unlogged_session (C_SetPIN(PUK, new)).
+    card = cps_iasecc_cps3_factory(layout=Cps3Layout(puk_in_aodf=False))
     yield card
     if card.inserted:
         card.remove()

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Self
 
+from cps_middleware.cards import profiles as _profiles
+
 __all__ = [
     "CARDS_DIR_ENV",
     "CPS3_MECHANISMS",
@@ -53,21 +55,11 @@ CARDS_DIR_ENV: Final = "CPS_TEST_CARDS_DIR"
 STATE_FILE: Final = "card.state"
 
 #: Mechanisms of a CPS3 (IAS-ECC): no PSS, so no TLS 1.3 client authentication.
-CPS3_MECHANISMS: Final = (
-    "CKM_RSA_PKCS",
-    "CKM_RSA_X_509",
-    "CKM_SHA1_RSA_PKCS",
-    "CKM_SHA256_RSA_PKCS",
-)
+CPS3_MECHANISMS: Final = _profiles.CPS3.test_token_mechanisms
 #: Mechanisms of a CPS4 (ChipDoc): the CPS3 ones plus RSA-PSS.
-CPS4_MECHANISMS: Final = (
-    *CPS3_MECHANISMS,
-    "CKM_RSA_PKCS_PSS",
-    "CKM_SHA1_RSA_PKCS_PSS",
-    "CKM_SHA256_RSA_PKCS_PSS",
-)
+CPS4_MECHANISMS: Final = _profiles.CPS4.test_token_mechanisms
 
-_MODELS: Final = {"CPS3": "IAS ECC", "CPS4": "ChipDoc"}
+_MODELS: Final = {g: p.model for g, p in _profiles.PROFILES.items()}
 _MECH_RE: Final = re.compile(r"CKM_[A-Z0-9_]+|0[xX][0-9a-fA-F]+")
 _HEADER: Final = (
     "# CPS test card state (cps_middleware.testing._tokenstate); change in place under flock\n"

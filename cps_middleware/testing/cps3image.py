@@ -91,6 +91,7 @@ class Cps3Layout:
     token_label: str = "CPS"
     manufacturer: str = "ANS"
     app_label: str = "CPS3 IAS"
+    puk_in_aodf: bool = True  # the PUK's AODF entry (the ANS module needs it to unblock)
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,26 @@ def build_cps3(
             ),
         ),
     )
+    if lay.puk_in_aodf:
+        # The unblocking code: without it the ANS module answers C_Login(CKU_SO)
+        # with CKR_GENERAL_ERROR ("Requested object not found") and sends no VERIFY.
+        aodf += _seq(
+            _seq(_utf8("PUK"), _bits(0)),
+            _seq(_octets(b"\x02")),
+            _tlv(
+                0xA1,
+                _seq(
+                    _bits(4, 6, 7),  # initialized, unblockingPin, soPin
+                    b"\x0a\x01\x01",  # ascii-numeric
+                    _int(8),
+                    _int(8),
+                    _int(8),
+                    _tlv(0x80, bytes([lay.puk_ref])),
+                    _octets(b"\xff"),
+                    _path(0x3F00),
+                ),
+            ),
+        )
 
     def prkey(label: str, key_id: bytes, usage: bytes, ref: int, size: int) -> bytes:
         return _seq(

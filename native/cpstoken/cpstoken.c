@@ -180,14 +180,32 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Adds cards whose card.state appeared since the last scan. Caller holds g_lock. */
-static void scan_cards_locked(int report_as_new)
+typedef struct {
+    cps_card *c;
+    char *name;
+} claim;
+
+static void card_take_state_locked(cps_card *c, int report_as_new)
 {
+    cps_state_refresh(c);
+    c->seen_present = c->st.valid && c->st.present;
+    c->seen_insertions = c->st.insertions;
+    /* a card put in after start-up is an event; one there at start-up is not */
+    c->ev_present = report_as_new ? 0 : c->seen_present;
+    c->ev_insertions = c->st.insertions;
+}
+
+/* Adds cards whose card.state appeared since the last scan. Caller holds g_lock.
+ * With claims (and g_scan_lock held), a new card takes the struct of a dead one
+ * (see rescan_cards): the caller renames it once g_lock is released. */
+static int scan_cards_locked(int report_as_new, claim *claims)
+{
+    int nclaims = 0;
     if (!g_cards_dir[0])
-        return;
+        return 0;
     DIR *d = opendir(g_cards_dir);
     if (!d)
-        return;
+        return 0;
     char *names[CPS_MAX_CARDS];
     int n = 0;
     struct dirent *e;
@@ -196,7 +214,7 @@ static void scan_cards_locked(int report_as_new)
             continue;
         int known = 0;
         for (int i = 0; i < g_ncards && !known; i++)
-            known = strcmp(g_cards[i]->id, e->d_name) == 0;
+            known = !g_cards[i]->dead && strcmp(g_cards[i]->id, e->d_name) == 0;
         if (known)
             continue;
         char path[CPS_PATH_MAX];
@@ -211,17 +229,22 @@ static void scan_cards_locked(int report_as_new)
     closedir(d);
     qsort(names, (size_t)n, sizeof names[0], cmp_names);
     for (int i = 0; i < n; i++) {
+        cps_card *spare = NULL;
+        for (int j = 0; claims && j < g_ncards && !spare; j++)
+            if (g_cards[j]->dead == 1)
+                spare = g_cards[j];
+        if (spare) {
+            spare->dead = 2; /* claimed */
+            claims[nclaims].c = spare;
+            claims[nclaims++].name = names[i];
+            continue;
+        }
         if (names[i] && g_ncards < CPS_MAX_CARDS) {
             cps_card *c = card_new(names[i]);
             if (c) {
                 c->slot_id = (CK_SLOT_ID)g_ncards;
                 pthread_mutex_lock(&c->mu);
-                cps_state_refresh(c);
-                c->seen_present = c->st.valid && c->st.present;
-                c->seen_insertions = c->st.insertions;
-                /* a card put in after start-up is an event; one there at start-up is not */
-                c->ev_present = report_as_new ? 0 : c->seen_present;
-                c->ev_insertions = c->st.insertions;
+                card_take_state_locked(c, report_as_new);
                 pthread_mutex_unlock(&c->mu);
                 g_cards[g_ncards++] = c;
                 cps_debug("slot %lu: card %s", c->slot_id, c->id);
@@ -229,6 +252,7 @@ static void scan_cards_locked(int report_as_new)
         }
         free(names[i]);
     }
+    return nclaims;
 }
 
 /* Slot IDs in sorted card-name order. Caller holds g_lock. */
@@ -246,6 +270,80 @@ static int sorted_cards_locked(cps_card **out)
         out[j + 1] = x;
     }
     return n;
+}
+
+/* Cards come and go by the thousand in a test run (CpsTestCard.create/destroy):
+ * a card whose directory is gone gives back its state fd and finalises its
+ * SoftHSM instance, and its struct, slot and loaded instance serve the next new
+ * card (C_Initialize again with that card's configuration). Memory and fds
+ * stay bounded by the number of cards present at once. Lock order:
+ * g_scan_lock, then c->ops, then c->mu, then g_lock. */
+static pthread_mutex_t g_scan_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void reap_gone_cards(void)
+{
+    cps_card *cards[CPS_MAX_CARDS];
+    pthread_mutex_lock(&g_lock);
+    int n = g_ncards;
+    memcpy(cards, g_cards, sizeof(cps_card *) * (size_t)n);
+    pthread_mutex_unlock(&g_lock);
+    for (int i = 0; i < n; i++) {
+        cps_card *c = cards[i];
+        struct stat sb;
+        if (c->dead || stat(c->state_path, &sb) == 0)
+            continue;
+        pthread_rwlock_wrlock(&c->ops);
+        pthread_mutex_lock(&c->mu);
+        if (stat(c->state_path, &sb) != 0) {
+            cps_softhsm_finalize(c); /* closes its sessions; the library stays loaded */
+            cps_state_close(c);
+            c->close_pending = c->reload_pending = 0;
+            c->seen_present = 0;
+            c->epoch++; /* sessions opened on it are invalid for good */
+            pthread_mutex_lock(&g_lock);
+            c->dead = 1;
+            pthread_mutex_unlock(&g_lock);
+            cps_debug("slot %lu: card %s gone, slot free", c->slot_id, c->id);
+        }
+        pthread_mutex_unlock(&c->mu);
+        pthread_rwlock_unlock(&c->ops);
+    }
+}
+
+static void revive_card(cps_card *c, const char *id, int report_as_new)
+{
+    pthread_rwlock_wrlock(&c->ops);
+    pthread_mutex_lock(&c->mu);
+    int ok = snprintf(c->id, sizeof c->id, "%s", id) < (int)sizeof c->id &&
+             snprintf(c->dir, sizeof c->dir, "%s/%s", g_cards_dir, id) < (int)sizeof c->dir &&
+             snprintf(c->state_path, sizeof c->state_path, "%s/card.state", c->dir) < (int)sizeof c->state_path &&
+             snprintf(c->conf_path, sizeof c->conf_path, "%s/softhsm2.conf", c->dir) < (int)sizeof c->conf_path;
+    c->known = c->lost = c->replaced = 0;
+    c->epoch++;
+    if (ok)
+        card_take_state_locked(c, report_as_new);
+    pthread_mutex_lock(&g_lock);
+    c->dead = ok ? 0 : 1;
+    pthread_mutex_unlock(&g_lock);
+    pthread_mutex_unlock(&c->mu);
+    pthread_rwlock_unlock(&c->ops);
+    cps_debug("slot %lu: card %s (slot reused)", c->slot_id, id);
+}
+
+/* Reaps gone cards, then adds new ones (into freed slots first). No lock held. */
+static void rescan_cards(int report_as_new)
+{
+    claim claims[CPS_MAX_CARDS];
+    pthread_mutex_lock(&g_scan_lock);
+    reap_gone_cards();
+    pthread_mutex_lock(&g_lock);
+    int n = scan_cards_locked(report_as_new, claims);
+    pthread_mutex_unlock(&g_lock);
+    for (int i = 0; i < n; i++) {
+        revive_card(claims[i].c, claims[i].name, report_as_new);
+        free(claims[i].name);
+    }
+    pthread_mutex_unlock(&g_scan_lock);
 }
 
 /* Re-reads the state; notices a removal / re-insertion since this process last
@@ -301,7 +399,7 @@ static void card_enter(cps_card *c)
 
 static void card_leave(cps_card *c) { pthread_rwlock_unlock(&c->ops); }
 
-static int card_present_locked(cps_card *c) { return c->st.valid && c->st.present; }
+static int card_present_locked(cps_card *c) { return !c->dead && c->st.valid && c->st.present; }
 
 static int mech_allowed(const cps_state *st, CK_MECHANISM_TYPE m)
 {
@@ -432,7 +530,7 @@ static CK_RV session_get(CK_SESSION_HANDLE h, sref *out, int keep_lock)
     int gone = !s || s->inner != copy.inner || s->card != c;
     pthread_mutex_unlock(&g_lock);
     CK_RV rv = CKR_OK;
-    if (gone)
+    if (gone || c->epoch != copy.epoch) /* closed, or its card was replaced / deleted */
         rv = CKR_SESSION_HANDLE_INVALID;
     else if (!card_present_locked(c))
         rv = CKR_DEVICE_REMOVED;
@@ -498,7 +596,7 @@ CPS_EXPORT CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
         g_ncards = 0;
         snprintf(g_cards_dir, sizeof g_cards_dir, "%s", want);
     }
-    scan_cards_locked(0);
+    scan_cards_locked(0, NULL);
     g_initialized = 1;
     g_child_fresh = 0;
     pthread_mutex_unlock(&g_lock);
@@ -559,10 +657,10 @@ CPS_EXPORT CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, 
     if (!pulCount)
         return CKR_ARGUMENTS_BAD;
     cps_card *cards[CPS_MAX_CARDS];
-    pthread_mutex_lock(&g_lock);
     /* Only the size query rescans: between it and the second call the list must not grow. */
     if (!pSlotList)
-        scan_cards_locked(1);
+        rescan_cards(1);
+    pthread_mutex_lock(&g_lock);
     int n = sorted_cards_locked(cards);
     pthread_mutex_unlock(&g_lock);
     CK_SLOT_ID ids[CPS_MAX_CARDS];
@@ -661,6 +759,16 @@ CPS_EXPORT CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
                                       CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED);
         if (st->pin_pad)
             pInfo->flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
+        if (st->generation[0]) {
+            /* what the ANS module reports for a CPS3 (cards/profiles.py): not SoftHSM's */
+            pInfo->flags &= (CK_FLAGS)(PIN_FLAGS);
+            pInfo->flags |= CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED |
+                            CKF_TOKEN_INITIALIZED;
+            pInfo->ulMinPinLen = 4;
+            pInfo->ulMaxPinLen = 8;
+            pInfo->hardwareVersion.major = pInfo->hardwareVersion.minor = 0;
+            pInfo->firmwareVersion.major = pInfo->firmwareVersion.minor = 0;
+        }
     }
     slot_done(c);
     return rv;
@@ -708,6 +816,10 @@ CPS_EXPORT CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, C
         return rv;
     rv = mech_allowed(&c->st, type) ? c->f->C_GetMechanismInfo(c->inner_slot, type, pInfo)
                                     : CKR_MECHANISM_INVALID;
+    /* a card does its key operations in hardware (as the ANS module says for
+     * CKM_RSA_PKCS; pkcs11-tool --test skips signatures without CKF_HW) */
+    if (rv == CKR_OK && pInfo && c->st.n_mechs >= 0)
+        pInfo->flags |= CKF_HW;
     slot_done(c);
     return rv;
 }
@@ -719,7 +831,27 @@ CPS_EXPORT CK_RV C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG u
     CK_RV rv = slot_ready(slotID, &c);
     if (rv != CKR_OK)
         return rv;
-    rv = c->f->C_InitToken(c->inner_slot, pPin, ulPinLen, pLabel);
+    /* The SO PIN is the unblocking code (PUK): its counter is honoured as in
+     * C_Login(CKU_SO); a blocked PUK refuses without wiping the token. */
+    if (cps_state_lock_ex(c) != 0) {
+        slot_done(c);
+        return CKR_DEVICE_ERROR;
+    }
+    int left = c->st.puk_tries_left, max = c->st.puk_tries_max;
+    if (left <= 0) {
+        rv = CKR_PIN_LOCKED;
+    } else if (cps_state_set_int(c, "puk_tries_left", left - 1) != 0) {
+        rv = CKR_DEVICE_ERROR;
+    } else {
+        rv = c->f->C_InitToken(c->inner_slot, pPin, ulPinLen, pLabel);
+        if (rv == CKR_PIN_INCORRECT) {
+            if (left - 1 <= 0)
+                rv = CKR_PIN_LOCKED;
+        } else {
+            cps_state_set_int(c, "puk_tries_left", rv == CKR_OK ? max : left);
+        }
+    }
+    cps_state_unlock(c);
     slot_done(c);
     return rv;
 }
@@ -762,6 +894,10 @@ static CK_RV counted(CK_SESSION_HANDLE h, int who, pin_call call, void *ctx)
         rv = call(&s, ctx);
         if (rv == CKR_PIN_INCORRECT) {
             cps_debug("card %s: %s wrong, %d tries left", c->id, left_key, left - 1);
+            /* the wrong PIN that blocks the counter: CKR_PIN_LOCKED, as the ANS
+             * module and OpenSC answer (the card says 69 83) */
+            if (left - 1 <= 0)
+                rv = CKR_PIN_LOCKED;
         } else {
             /* right PIN: full counter again; any other outcome spent no try */
             if (cps_state_set_int(c, left_key, rv == CKR_OK ? max : left) != 0 && rv == CKR_OK)
@@ -1183,8 +1319,8 @@ CPS_EXPORT CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession)
 static long next_event(void)
 {
     cps_card *cards[CPS_MAX_CARDS];
+    rescan_cards(1);
     pthread_mutex_lock(&g_lock);
-    scan_cards_locked(1);
     int n = sorted_cards_locked(cards);
     pthread_mutex_unlock(&g_lock);
     for (int i = 0; i < n; i++) {

@@ -68,6 +68,7 @@ typedef struct cps_card {
     int close_pending;
     int reload_pending; /* new card files: restart the SoftHSM instance (it never rescans) */
 
+    int dead; /* its directory is gone: resources given back, struct free for the next new card */
     int fd;          /* card.state, opened O_RDWR; -1 when closed */
     int known;       /* the state file was opened once */
     int lost;        /* ... and then vanished (deleted, or replaced by another file) */
