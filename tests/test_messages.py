@@ -22,7 +22,10 @@ from cps_middleware.messages import (
 )
 
 # French identical to English is allowed only for these (words both languages use).
-SAME_IN_BOTH = {"diag.status_ok", "cli.usage_sign", "cli.info_profession", "help.argparse_options"}
+SAME_IN_BOTH = {
+    "diag.status_ok", "cli.usage_sign", "cli.info_profession", "help.argparse_options",
+    "pkcs11.middleware_opensc", "pkcs11.middleware_other",  # product names
+}
 
 
 def _fields(template: str) -> set[str]:

@@ -111,6 +111,7 @@ def igc_sante_certificates() -> list[tuple[str, bytes]]:
 
 
 class Outcome(enum.StrEnum):
+    """What setup or remove did to one browser database."""
     DONE = "done"
     UNCHANGED = "unchanged"
     REFUSED_RUNNING = "refused_running"
@@ -134,6 +135,7 @@ class TargetResult:
     values: Mapping[str, str] = field(default_factory=dict)
 
     def message(self, lang: str | None = None) -> str:
+        """The outcome as a sentence (French by default)."""
         return text(self.reason, lang, **self._values())
 
     def _values(self) -> dict[str, str]:
@@ -242,6 +244,7 @@ class TargetStatus:
         return found
 
     def summary(self, lang: str | None = None) -> str:
+        """One line for a person: what is registered here and whether it loads."""
         t = self.target
         if not self.exists:
             return text("browser.status_no_db", lang, browser=t.browser.value, profile=t.name,

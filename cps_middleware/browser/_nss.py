@@ -118,6 +118,7 @@ class NssDb:
     # -- modules ----------------------------------------------------------------------
 
     def registrations(self) -> list[Registration]:
+        """The PKCS#11 modules this database lists (read from its pkcs11.txt)."""
         path = self.directory / "pkcs11.txt"
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
@@ -137,9 +138,11 @@ class NssDb:
         return out
 
     def add_module(self, name: str, library: str) -> None:
+        """Register a PKCS#11 module under ``name`` (modutil -add)."""
         self._run("modutil", ["-dbdir", self.spec, "-add", name, "-libfile", library, "-force"])
 
     def delete_module(self, name: str) -> None:
+        """Unregister the module named ``name`` (modutil -delete)."""
         self._run("modutil", ["-dbdir", self.spec, "-delete", name, "-force"])
 
     def loaded_modules(self) -> list[LoadedModule]:
@@ -149,6 +152,7 @@ class NssDb:
     # -- certificates -------------------------------------------------------------------
 
     def nicknames(self) -> set[str]:
+        """The nicknames of the certificates in this database (certutil -L)."""
         out = self._run("certutil", ["-L", "-d", self.spec])
         names: set[str] = set()
         for line in out.splitlines()[4:]:
@@ -158,10 +162,12 @@ class NssDb:
         return names
 
     def add_certificate(self, nickname: str, der_file: Path, trust: str = ",,") -> None:
+        """Import a certificate with the given NSS trust flags (no trust by default)."""
         self._run("certutil", ["-A", "-d", self.spec, "-n", nickname, "-t", trust, "-i",
                                str(der_file)])  # fmt: skip
 
     def delete_certificate(self, nickname: str) -> None:
+        """Delete the certificate named ``nickname`` (certutil -D)."""
         self._run("certutil", ["-D", "-d", self.spec, "-n", nickname])
 
 

@@ -21,6 +21,7 @@ _HEADER = (
 
 
 def module_file(root: str | os.PathLike[str] = "/") -> Path:
+    """The p11-kit module file this package writes under ``root``."""
     return Path(root) / "etc" / "pkcs11" / "modules" / MODULE_FILE
 
 

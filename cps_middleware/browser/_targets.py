@@ -34,6 +34,7 @@ __all__ = [
 
 
 class Browser(enum.StrEnum):
+    """The browsers whose NSS databases this package manages."""
     CHROMIUM = "chromium"
     FIREFOX = "firefox"
 
@@ -63,6 +64,7 @@ def _home(home: str | os.PathLike[str] | None) -> Path:
 
 
 def chromium_target(home: str | os.PathLike[str] | None = None) -> Target:
+    """Chromium's shared NSS database of ``home`` (default: $HOME): ~/.pki/nssdb."""
     return Target(Browser.CHROMIUM, "nssdb", _home(home) / ".pki" / "nssdb")
 
 

@@ -24,6 +24,7 @@ __all__ = ["cmd_browser", "register"]
 
 
 def register(sub: Subparsers) -> None:
+    """Add ``browser`` and its actions to the ``cps`` parser."""
     p = add_command(sub, "browser",
                     help="register the card middleware with Firefox and Chromium")  # fmt: skip
     actions = add_actions(p, "browser_cmd")
@@ -55,6 +56,7 @@ def _say(io: Io, line: str) -> None:
 
 
 def cmd_browser(args: argparse.Namespace, io: Io) -> int:
+    """``cps browser setup|status|remove``: the card middleware in the browsers."""
     from cps_middleware import browser
     from cps_middleware.messages import text
 

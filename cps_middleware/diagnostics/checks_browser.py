@@ -22,6 +22,7 @@ _FIREFOX_BINARIES = ("firefox", "firefox-esr")
 
 
 def installed_browsers() -> dict[str, bool]:
+    """Which browsers (chromium, firefox) have a binary on this machine."""
     return {
         "chromium": any(shutil.which(b) for b in _CHROMIUM_BINARIES),
         "firefox": any(shutil.which(b) for b in _FIREFOX_BINARIES),

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a table of sentences: one per line reads best)
 """What each library error means, for a person: one sentence and what to do, per error class.
 
 Codes are ``errors.<ClassName>`` (the sentence) and ``errors.<ClassName>.hint``
@@ -335,4 +336,28 @@ MESSAGES: dict[str, Msg] = {
     "errors.RevocationDataRejected.hint": Msg(
         fr='vérifiez la source (miroir, cache) ; la réponse a été écartée',
         en='check the source (mirror, cache); the answer was set aside'),
+    "errors.BrowserSetupError": Msg(
+        fr="L'enregistrement du middleware de la carte dans un navigateur a échoué.",
+        en='Registering the card middleware with a browser failed.'),
+    "errors.BrowserSetupError.hint": Msg(
+        fr="vérifiez que le profil du navigateur existe et qu'il est modifiable",
+        en='check that the browser profile exists and is writable'),
+    "errors.BrowserRunning": Msg(
+        fr="Le navigateur est ouvert sur ce profil : ses fichiers ne sont pas modifiés pendant qu'il tourne.",
+        en='The browser is running on that profile: its files are not edited while it runs.'),
+    "errors.BrowserRunning.hint": Msg(
+        fr='fermez le navigateur (toutes ses fenêtres), puis relancez la commande',
+        en='close the browser (every window), then run the command again'),
+    "errors.NssToolsMissing": Msg(
+        fr='Les outils NSS (modutil, certutil) ne sont pas installés.',
+        en='The NSS tools (modutil, certutil) are not installed.'),
+    "errors.NssToolsMissing.hint": Msg(
+        fr='installez les outils NSS : apt-get install libnss3-tools (dnf install nss-tools)',
+        en='install the NSS tools: apt-get install libnss3-tools (dnf install nss-tools)'),
+    "errors.SessionLost": Msg(
+        fr='La session avec la carte a été perdue (un autre processus a utilisé la carte, ou elle a été réinitialisée).',
+        en='The session with the card was lost (another process used the card, or it was reset).'),
+    "errors.SessionLost.hint": Msg(
+        fr='connectez-vous de nouveau avec le code porteur',
+        en='log in again with the PIN'),
 }

@@ -282,4 +282,37 @@ MESSAGES: dict[str, Msg] = {
     "help.argparse_not_allowed": Msg(fr="incompatible avec l'argument %s", en='not allowed with argument %s'),
     "help.argparse_one_of": Msg(fr="l'un des arguments %s est obligatoire", en='one of the arguments %s is required'),
     "help.argparse_error": Msg(fr='{prog} : erreur : {message}', en='{prog}: error: {message}'),
+    "help.b01": Msg(
+        fr='Chromium seulement',
+        en='Chromium only'),
+    "help.b02": Msg(
+        fr='Firefox seulement',
+        en='Firefox only'),
+    "help.b03": Msg(
+        fr='un dossier de profil Firefox (répétable)',
+        en='a Firefox profile folder (repeatable)'),
+    "help.b04": Msg(
+        fr='aussi pour tout le système, par p11-kit (/etc/pkcs11/modules)',
+        en='also system-wide through p11-kit (/etc/pkcs11/modules)'),
+    "help.b05": Msg(
+        fr='un autre dossier personnel que $HOME',
+        en='another home folder than $HOME'),
+    "help.b06": Msg(
+        fr='ne pas importer les certificats des autorités IGC-Santé',
+        en='do not import the IGC-Santé CA certificates'),
+    "help.b07": Msg(
+        fr='déclarer le middleware de la carte dans Firefox et Chromium',
+        en='register the card middleware with Firefox and Chromium'),
+    "help.b08": Msg(
+        fr='déclarer le module et les autorités IGC-Santé (sans effet si déjà fait)',
+        en='register the module and the IGC-Santé CAs (idempotent)'),
+    "help.b09": Msg(
+        fr='arborescence contenant etc/pkcs11 pour --system (par défaut /)',
+        en='tree holding etc/pkcs11 for --system (default /)'),
+    "help.b10": Msg(
+        fr='défaire exactement ce que setup a fait',
+        en='undo exactly what setup did'),
+    "help.b11": Msg(
+        fr='ce que chaque navigateur ou profil a déclaré, et si le module se charge',
+        en='what each browser/profile has registered, and whether it loads'),
 }
