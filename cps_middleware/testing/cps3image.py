@@ -19,7 +19,7 @@ import datetime as _dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -427,7 +427,17 @@ class VirtualCps3:
     built once; :meth:`insert` / :meth:`remove` move it in and out of the
     reader and keep its state (a pulled card keeps its counters), :meth:`reset`
     gives back full counters and the issued PIN.
+
+    A subclass for another generation sets ``generation``, ``layout_class`` and
+    :meth:`_build` (see :class:`~cps_middleware.testing.cps4image.VirtualCps4`).
     """
+
+    generation = "CPS3"
+    layout_class: type[Any] = Cps3Layout
+
+    @staticmethod
+    def _build(credentials: CardCredentials, **image: Any) -> tuple[IasEccCard, Any]:
+        return build_cps3_from_credentials(credentials, **image)
 
     def __init__(
         self,
@@ -439,8 +449,8 @@ class VirtualCps3:
     ) -> None:
         self.credentials = credentials
         self._image = dict(image)
-        self.card, self.objects = build_cps3_from_credentials(credentials, **image)
-        self.layout: Cps3Layout = image.get("layout") or Cps3Layout()
+        self.card, self.objects = self._build(credentials, **image)
+        self.layout = image.get("layout") or self.layout_class()
         self.pin = str(image.get("pin", "1234"))
         self.puk = str(image.get("puk", "12345678"))
         self.vpcd = VirtualCard(self.card, port=port, reader=reader)
@@ -481,12 +491,28 @@ class VirtualCps3:
     def puk_tries_left(self) -> int:
         return self.card.pin(self.layout.puk_ref).tries_left
 
-    def reset(self) -> None:
-        """Back to the issued state: issued PIN and PUK, full counters, nothing verified."""
-        fresh, _ = build_cps3_from_credentials(self.credentials, **self._image)
-        self.card.replace_pins(fresh.pins.values())
+    def _pin_state(self) -> list[tuple[int, bytes, int, int | None]]:
+        return [(p.reference, p.value, p.tries_left, p.uses_left)
+                for p in sorted(self.card.pins.values(), key=lambda p: p.reference)]  # fmt: skip
 
-    def __enter__(self) -> VirtualCps3:
+    def reset(self) -> bool:
+        """Back to the issued state: issued PIN and PUK, full counters, nothing verified.
+
+        Returns whether a PIN or counter had changed: middleware keeps what it
+        read of the PIN state until the card is reinserted (see :meth:`reinsert`).
+        """
+        before = self._pin_state()
+        fresh, _ = self._build(self.credentials, **self._image)
+        self.card.replace_pins(fresh.pins.values())
+        return self._pin_state() != before
+
+    def reinsert(self, *, timeout: float = 10.0) -> None:
+        """Pull the card and put it back (middleware forgets its sessions and state)."""
+        if self.inserted:
+            self.remove(timeout=timeout)
+        self.insert(timeout=timeout)
+
+    def __enter__(self) -> Self:
         self.insert()
         return self
 
@@ -494,20 +520,15 @@ class VirtualCps3:
         self.remove()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m cps_middleware.testing.cps3image``: a virtual CPS3 until Ctrl-C.
-
-    Puts a CPS3 issued by the test PKI in a vpcd reader and serves it, so that
-    any PC/SC program (``pkcs11-tool --module opensc-pkcs11.so``, a browser, the
-    ANS middleware) can use it; prints the reader, serial, PIN and PUK.
-    """
+def serve(card_class: type[VirtualCps3], argv: list[str] | None, description: str) -> int:
+    """Put a card of ``card_class`` issued by the test PKI in a vpcd reader until Ctrl-C."""
     import argparse
     import signal
     import threading
 
     from cps_middleware.testing.pki import TestHolder, TestPki
 
-    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0] if main.__doc__ else "")
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--port", type=int, default=35965)
     ap.add_argument("--reader", default=None, help="reader name, for another vpcd layout")
     ap.add_argument("--pin", default="1234")
@@ -517,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--surname", default="MEDECIN-TEST")
     args = ap.parse_args(argv)
     holder = TestHolder(given_name=args.given_name, surname=args.surname)
-    card = VirtualCps3(
+    card = card_class(
         TestPki(seed=args.seed).issue_card(holder),
         port=args.port,
         reader=args.reader,
@@ -527,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     card.insert()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"virtual CPS3 in {card.reader!r}: serial {card.objects.serial}, "
+    print(f"virtual {card.generation} in {card.reader!r}: serial {card.objects.serial}, "
           f"PIN {card.pin}, PUK {card.puk} (Ctrl-C to remove it)", flush=True)  # fmt: skip
     try:
         stop.wait()
@@ -536,6 +557,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         card.remove()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cps_middleware.testing.cps3image``: a virtual CPS3 until Ctrl-C.
+
+    Puts a CPS3 issued by the test PKI in a vpcd reader and serves it, so that
+    any PC/SC program (``pkcs11-tool --module opensc-pkcs11.so``, a browser, the
+    ANS middleware) can use it; prints the reader, serial, PIN and PUK.
+    """
+    return serve(VirtualCps3, argv, "a virtual CPS3 until Ctrl-C")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from cps_middleware.testing.cps3image import (
     SIGN_KEY_LABEL,
     Cps3Layout,
     Cps3Objects,
+    VirtualCps3,
     _bits,
     _int,
     _octets,
@@ -66,6 +67,7 @@ from cps_middleware.testing.cps3image import (
     _seq,
     _utf8,
     build_cps3,
+    serve,
 )
 from cps_middleware.testing.iasecc import (
     SW,
@@ -81,7 +83,7 @@ from cps_middleware.testing.iasecc import (
     digest_info,
 )
 from cps_middleware.testing.pki import CardCredentials
-from cps_middleware.testing.vpcd import CPS4_AID_CHIPDOC, CPS4_AID_CPS2TER, CPS4_ATR, VirtualCard
+from cps_middleware.testing.vpcd import CPS4_AID_CHIPDOC, CPS4_AID_CPS2TER, CPS4_ATR
 
 __all__ = [
     "AUTH_CERT_LABEL",
@@ -424,128 +426,25 @@ def build_cps4_from_credentials(
     )
 
 
-class VirtualCps4:
+class VirtualCps4(VirtualCps3):
     """A virtual CPS4 in a vpcd reader: the ChipDoc image plus its PC/SC plumbing.
 
     Same surface as :class:`~cps_middleware.testing.cps3image.VirtualCps3`:
     ``card`` (counters, APDU count), ``objects``, ``reader``, :meth:`insert`,
-    :meth:`remove`, :meth:`reset`, PIN controls.
+    :meth:`remove`, :meth:`reset`, :meth:`reinsert`, PIN controls.
     """
 
     generation = "CPS4"
+    layout_class = Cps4Layout
 
-    def __init__(
-        self,
-        credentials: CardCredentials,
-        *,
-        port: int = 35965,
-        reader: str | None = None,
-        **image: Any,
-    ) -> None:
-        self.credentials = credentials
-        self._image = dict(image)
-        self.card, self.objects = build_cps4_from_credentials(credentials, **image)
-        self.layout: Cps4Layout = image.get("layout") or Cps4Layout()
-        self.pin = str(image.get("pin", "1234"))
-        self.puk = str(image.get("puk", "12345678"))
-        self.vpcd = VirtualCard(self.card, port=port, reader=reader)
-
-    @property
-    def reader(self) -> str:
-        return self.vpcd.reader
-
-    @property
-    def inserted(self) -> bool:
-        return self.vpcd.inserted
-
-    def insert(self, *, timeout: float = 10.0) -> None:
-        """Put the card in the reader; returns once pcscd shows it."""
-        self.vpcd.insert(timeout=timeout)
-
-    def remove(self, *, timeout: float = 10.0) -> None:
-        """Pull the card; returns once pcscd shows the reader empty."""
-        self.vpcd.remove(timeout=timeout)
-
-    def block_pin(self) -> None:
-        """Block the holder PIN, as three wrong entries would."""
-        self.card.block_pin(self.layout.pin_ref)
-
-    def set_pin_tries(self, tries_left: int) -> None:
-        """Put the holder PIN's counter at *tries_left* (1 = final try, 0 = blocked)."""
-        self.card.set_tries(tries_left, self.layout.pin_ref)
-
-    def block_puk(self) -> None:
-        """Block the unblocking code too: the card can no longer be unblocked."""
-        self.card.block_pin(self.layout.puk_ref)
-
-    @property
-    def pin_tries_left(self) -> int:
-        return self.card.pin(self.layout.pin_ref).tries_left
-
-    @property
-    def puk_tries_left(self) -> int:
-        return self.card.pin(self.layout.puk_ref).tries_left
-
-    def _pin_state(self) -> list[tuple[int, bytes, int, int | None]]:
-        return [(p.reference, p.value, p.tries_left, p.uses_left)
-                for p in sorted(self.card.pins.values(), key=lambda p: p.reference)]  # fmt: skip
-
-    def reset(self) -> bool:
-        """Back to the issued state: issued PIN and PUK, full counters, nothing verified.
-
-        Returns whether a PIN or counter had changed: middleware keeps what it
-        read of the PIN state until the card is reinserted (see :meth:`reinsert`).
-        """
-        before = self._pin_state()
-        fresh, _ = build_cps4_from_credentials(self.credentials, **self._image)
-        self.card.replace_pins(fresh.pins.values())
-        return self._pin_state() != before
-
-    def reinsert(self, *, timeout: float = 10.0) -> None:
-        """Pull the card and put it back (middleware forgets its sessions and state)."""
-        if self.inserted:
-            self.remove(timeout=timeout)
-        self.insert(timeout=timeout)
-
-    def __enter__(self) -> VirtualCps4:
-        self.insert()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
+    @staticmethod
+    def _build(credentials: CardCredentials, **image: Any) -> tuple[ChipDocCard, Cps4Objects]:
+        return build_cps4_from_credentials(credentials, **image)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m cps_middleware.testing.cps4image``: a virtual CPS4 until Ctrl-C."""
-    import argparse
-    import signal
-    import threading
-
-    from cps_middleware.testing.pki import TestHolder, TestPki
-
-    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0] if main.__doc__ else "")
-    ap.add_argument("--port", type=int, default=35965)
-    ap.add_argument("--reader", default=None, help="reader name, for another vpcd layout")
-    ap.add_argument("--pin", default="1234")
-    ap.add_argument("--puk", default="12345678")
-    ap.add_argument("--seed", default="cps-middleware", help="test PKI seed")
-    args = ap.parse_args(argv)
-    card = VirtualCps4(
-        TestPki(seed=args.seed).issue_card(TestHolder()),
-        port=args.port, reader=args.reader, pin=args.pin, puk=args.puk,
-    )  # fmt: skip
-    card.insert()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"virtual CPS4 in {card.reader!r}: serial {card.objects.serial}, "
-          f"PIN {card.pin}, PUK {card.puk} (Ctrl-C to remove it)", flush=True)  # fmt: skip
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        card.remove()
-    return 0
+    return serve(VirtualCps4, argv, "a virtual CPS4 until Ctrl-C")
 
 
 if __name__ == "__main__":
