@@ -313,6 +313,57 @@ class TestPki:
     def _key(self, name: str, key_type: str) -> PrivateKey:
         return deterministic_key(f"{self.seed}/{name}", key_type)
 
+    def _end_entity(
+        self,
+        ca: CertifiedKey,
+        subject: x509.Name,
+        key: PrivateKey,
+        serial_label: str,
+        not_before: _dt.datetime,
+        not_after: _dt.datetime,
+        usages: tuple[str, ...],
+        policy: x509.ObjectIdentifier,
+        eku: list[x509.ObjectIdentifier],
+        crl_file: str,
+    ) -> x509.CertificateBuilder:
+        """An IGC-Santé-shaped end-entity certificate up to its CRL distribution point."""
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(self._serial(f"{serial_label}/{_key_id(key)}"))
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
+                False,
+            )
+            .add_extension(key_usage(*usages), critical=True)
+            .add_extension(
+                x509.CertificatePolicies(
+                    [x509.PolicyInformation(policy, ["http://igc-sante.esante.gouv.fr/PC%20TEST"])]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+            .add_extension(
+                x509.CRLDistributionPoints(
+                    [
+                        x509.DistributionPoint(
+                            [x509.UniformResourceIdentifier(_CRL_BASE + crl_file)],
+                            None,
+                            None,
+                            None,
+                        )
+                    ]
+                ),
+                critical=False,
+            )
+        )
+
     def _serial(self, label: str) -> int:
         digest = hashlib.sha256(f"{self.seed}/serial/{label}".encode()).digest()
         return int.from_bytes(digest[:16], "big") >> 1 or 1
@@ -455,46 +506,13 @@ class TestPki:
             else [ExtendedKeyUsageOID.EMAIL_PROTECTION]
         )
         policy = POLICY_AUTHENTICATION if is_auth else POLICY_SIGNATURE
+        builder = self._end_entity(
+            ca, subject, key,
+            f"{holder.card_number}/{usage}/{not_before.isoformat()}/{not_after.isoformat()}",
+            not_before, not_after, usages, policy, eku, "ACI-FO-PP-TEST.crl",
+        )  # fmt: skip
         builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(
-                self._serial(
-                    f"{holder.card_number}/{usage}/{not_before.isoformat()}"
-                    f"/{not_after.isoformat()}/{_key_id(key)}"
-                )
-            )
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
-                False,
-            )
-            .add_extension(key_usage(*usages), critical=True)
-            .add_extension(
-                x509.CertificatePolicies(
-                    [x509.PolicyInformation(policy, ["http://igc-sante.esante.gouv.fr/PC%20TEST"])]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-            .add_extension(
-                x509.CRLDistributionPoints(
-                    [
-                        x509.DistributionPoint(
-                            [x509.UniformResourceIdentifier(_CRL_BASE + "ACI-FO-PP-TEST.crl")],
-                            None,
-                            None,
-                            None,
-                        )
-                    ]
-                ),
-                critical=False,
-            )
+            builder
             .add_extension(
                 x509.AuthorityInformationAccess(
                     [
@@ -716,51 +734,12 @@ class TestPki:
             if isinstance(key, rsa.RSAPrivateKey)
             else ("digital_signature",)
         )
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(
-                self._serial(
-                    f"org/{structure_id}/{service}/{start.isoformat()}/{end.isoformat()}"
-                    f"/{_key_id(key)}"
-                )
-            )
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
-                False,
-            )
-            .add_extension(key_usage(*usages), critical=True)
-            .add_extension(
-                x509.CertificatePolicies(
-                    [
-                        x509.PolicyInformation(
-                            POLICY_ORGANISATION, ["http://igc-sante.esante.gouv.fr/PC%20TEST"]
-                        )
-                    ]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-            .add_extension(
-                x509.CRLDistributionPoints(
-                    [
-                        x509.DistributionPoint(
-                            [x509.UniformResourceIdentifier(_CRL_BASE + "ACI-FO-ORG-TEST.crl")],
-                            None,
-                            None,
-                            None,
-                        )
-                    ]
-                ),
-                critical=False,
-            )
-        )
+        builder = self._end_entity(
+            ca, subject, key,
+            f"org/{structure_id}/{service}/{start.isoformat()}/{end.isoformat()}",
+            start, end, usages, POLICY_ORGANISATION, [ExtendedKeyUsageOID.CLIENT_AUTH],
+            "ACI-FO-ORG-TEST.crl",
+        )  # fmt: skip
         cert = builder.sign(ca.private_key, hashes.SHA256())
         return OrganisationCertificate(
             cert, key, structure_id, service, (ca.certificate, self.root.certificate)
