@@ -11,7 +11,7 @@ Pure data, no I/O (layer 1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 __all__ = ["CPS3", "CPS4", "PROFILES", "CardProfile", "profile_for_model"]
@@ -92,36 +92,15 @@ CPS3: Final = CardProfile(
     ),
 )
 
-CPS4: Final = CardProfile(
+# What a CPS4 adds to a CPS3: RSA-PSS (TLS 1.3 client authentication).
+_PSS = ("CKM_RSA_PKCS_PSS", "CKM_SHA1_RSA_PKCS_PSS", "CKM_SHA256_RSA_PKCS_PSS")
+CPS4: Final = replace(
+    CPS3,
     generation="CPS4",
     models=("ChipDoc",),
-    manufacturer="ANS",
-    token_label="CPS",
-    auth_key_label="CPS_PRIV_AUT",
-    sign_key_label="CPS_PRIV_SIG",
-    pin_tries=3,
-    puk_tries=10,
-    pin_min_len=4,
-    pin_max_len=8,
-    puk_len=8,
-    token_flags=_ANS_TOKEN_FLAGS,
-    hardware_version=(0, 0),
-    firmware_version=(0, 0),
-    mechanisms=(
-        *CPS3.mechanisms,
-        "CKM_RSA_PKCS_PSS",
-        "CKM_SHA1_RSA_PKCS_PSS",
-        "CKM_SHA256_RSA_PKCS_PSS",
-    ),
+    mechanisms=(*CPS3.mechanisms, *_PSS),
     auth_key_mechanisms=(*CPS3.auth_key_mechanisms, "CKM_RSA_PKCS_PSS"),
-    sign_key_mechanisms=CPS3.sign_key_mechanisms,
-    sign_key_hashes=CPS3.sign_key_hashes,
-    test_token_mechanisms=(
-        *CPS3.test_token_mechanisms,
-        "CKM_RSA_PKCS_PSS",
-        "CKM_SHA1_RSA_PKCS_PSS",
-        "CKM_SHA256_RSA_PKCS_PSS",
-    ),
+    test_token_mechanisms=(*CPS3.test_token_mechanisms, *_PSS),
 )
 
 PROFILES: Final = {p.generation: p for p in (CPS3, CPS4)}
