@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -41,7 +40,7 @@ from joserfc.jwk import RSAKey
 
 from cps_middleware.errors import TestCardError
 from cps_middleware.testing.pki import OrganisationCertificate, TestHolder, TestPki
-from cps_middleware.testing.servers import ServerPki
+from cps_middleware.testing.servers import ServerPki, stop_process
 
 __all__ = [
     "OIDC_DIR",
@@ -211,13 +210,7 @@ class PscTestProvider:
     def stop(self) -> None:
         """Stop the provider process by PID."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(5)
+        stop_process(process, close_pipes=False)  # _drain_stderr reads to EOF
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from cps_middleware.testing.pki import CertifiedKey
+from cps_middleware.testing.servers import stop_process
 
 __all__ = [
     "OpenSslOcspResponder",
@@ -390,16 +391,7 @@ class OpenSslOcspResponder:
     def stop(self) -> None:
         """Stop the ``openssl`` process by PID and remove its files."""
         proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.terminate()  # by PID: this process only
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+        stop_process(proc)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

@@ -384,6 +384,27 @@ class MutualTlsServer(_LocalServer):
             self.failures.append(exc)
 
 
+def stop_process(
+    proc: subprocess.Popen[Any] | None, timeout: float = 5.0, *, close_pipes: bool = True
+) -> None:
+    """Stop a server process started by a fixture, by its PID: SIGTERM, then SIGKILL.
+
+    ``close_pipes=False`` when a thread still drains one of its pipes.
+    """
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None and close_pipes:
+            stream.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -473,15 +494,8 @@ class OpenSslServer(_LocalServer):
 
     def stop_process(self) -> None:
         """Stop the ``openssl`` process by PID (the server object stays)."""
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait()
-            self._proc = None
+        proc, self._proc = self._proc, None
+        stop_process(proc)
 
     def stop(self) -> None:
         """Stop the server and remove its files."""
