@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from cps_middleware.card import CpsCard
+from cps_middleware.cards.atr import CardGeneration
 from cps_middleware.errors import (
     CardRemoved,
     CpsError,
@@ -45,7 +46,10 @@ pytestmark = pytest.mark.pcsc
 HASHES = (hashes.SHA256(), hashes.SHA384(), hashes.SHA512())
 
 #: What the ANS module answers a SHA-384/512 DigestInfo on the signature key.
-ANS_SIGN_KEY_SHA384_CKR = {"CPS3": "CKR_KEY_TYPE_INCONSISTENT", "CPS4": "CKR_DATA_INVALID"}
+ANS_SIGN_KEY_SHA384_CKR = {
+    CardGeneration.CPS3: "CKR_KEY_TYPE_INCONSISTENT",
+    CardGeneration.CPS4: "CKR_DATA_INVALID",
+}
 
 #: The CKR code of the wrong PIN that blocks the card (the 3rd in a row).
 LOCK_CKR = {"ANS": "CKR_PIN_LOCKED", "OpenSC": "CKR_PIN_LOCKED", "test token": "CKR_PIN_LOCKED"}

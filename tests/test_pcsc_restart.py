@@ -5,6 +5,8 @@ This test stops and restarts the shared pcscd (by PID) at once; keep it quick.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from cps_middleware.cards.atr import CardGeneration
@@ -50,3 +52,24 @@ def test_pcscd_stop_and_restart(cps_pcscd: PcscDaemon, cps_opensc_module: str) -
     kinds = [e.kind for e in seen if not e.initial]
     assert EventKind.SERVICE_LOST in kinds and EventKind.SERVICE_RESTORED in kinds
     assert kinds[-1] is EventKind.CARD_REMOVED or EventKind.CARD_INSERTED in kinds
+
+
+def test_ans_module_sees_the_card_again_after_pcscd_restarts(
+    cps_pcscd: PcscDaemon, cps_ans_module: str, cps_iasecc_cps3_factory: Any
+) -> None:
+    """The ANS module keeps the PC/SC context of its C_Initialize: after pcscd
+    restarted it saw no reader (found when the conformance suite loaded it before
+    this file's restart). The library starts it again when it sees no token."""
+    from cps_middleware.pkcs11 import load_module
+
+    card = cps_iasecc_cps3_factory(serial="2800000777", port=35967)
+    module = load_module(cps_ans_module)
+    serial = card.objects.serial[:8]  # the ANS module shows 8 digits
+    assert module.open_token(serial=serial).info.serial == serial
+    cps_pcscd.stop()
+    cps_pcscd.start()
+    card.vpcd.remove(wait=False)  # pcscd dropped the connection; reconnect as a new card
+    card.insert()
+    generation = module.generation
+    assert module.open_token(serial=serial).info.serial == serial
+    assert module.generation == generation + 1  # started again, once

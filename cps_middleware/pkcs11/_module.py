@@ -559,6 +559,27 @@ class Module:
             module=self.resolved_path,
         )  # fmt: skip
 
+    def _restart_blind_middleware(self) -> bool:
+        """Start a PC/SC middleware again when it sees no token at all.
+
+        The ANS module keeps the PC/SC context it made at C_Initialize: once
+        pcscd restarts (a service restart, an update, a reader driver reload) it
+        sees no reader until it is started again, while a new process sees the
+        card. With no token visible no session or login can be lost, so start it
+        again (the Tokens notice through ``generation``). Not for the test token,
+        which does not use PC/SC.
+        """
+        if self.middleware not in ("ANS", "OpenSC"):
+            return False
+        with self._lock:
+            if self._needs_reinit:
+                return False
+            self._raw("C_Finalize", None)
+            rv = self._raw("C_Initialize", None)
+            self.generation += 1
+        log.info("%s saw no token: started again (PC/SC context renewed)", self.resolved_path)
+        return rv in (CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED)
+
     @contextmanager
     def _guard(self, function: str) -> Iterator[None]:
         """Hold the module lock and turn python-pkcs11 errors into CpsError."""
@@ -736,6 +757,9 @@ class Module:
         if not fits:
             # The ANS module notices a card inserted since its last slot listing
             # only on the next one: look once more before saying there is none.
+            seen = self.tokens()
+            fits = matching(seen)
+        if not seen and self._restart_blind_middleware():
             seen = self.tokens()
             fits = matching(seen)
         wanted = ", ".join(

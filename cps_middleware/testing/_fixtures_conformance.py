@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from cps_middleware.cards.atr import CardGeneration
+
 if TYPE_CHECKING:
     from cryptography import x509
 
@@ -44,7 +46,7 @@ class Backend:
     name: str
     middleware: str
     module: str
-    generation: str
+    generation: CardGeneration
     serial: str
     pin: str
     puk: str
@@ -77,7 +79,7 @@ def _test_token(request: pytest.FixtureRequest) -> Backend:
 
     return Backend(
         name="test-token", middleware="test token", module=test_token_module(),
-        generation="CPS3", serial=card.serial, pin=card.pin, puk=card.puk,
+        generation=CardGeneration.CPS3, serial=card.serial, pin=card.pin, puk=card.puk,
         auth_certificate=creds.authentication.certificate,
         sign_certificate=creds.signature.certificate,
         pull=card.remove, put_back=card.insert, set_pin_tries=set_tries,
@@ -95,7 +97,7 @@ def _virtual_cps3(
     serial: str,
     port: int,
     factory: str = "cps_iasecc_cps3_factory",
-    generation: str = "CPS3",
+    generation: CardGeneration = CardGeneration.CPS3,
 ) -> Backend:
     # One reader per backend: OpenSC can miss a card swapped in the same reader.
     card: VirtualCps3 = request.getfixturevalue(factory)(serial=serial, port=port)
@@ -133,7 +135,8 @@ def _ans_cps4(request: pytest.FixtureRequest) -> Backend:
     module = request.getfixturevalue("cps_ans_module")
     return _virtual_cps3(
         request, name="ans-cps4", middleware="ANS", module=str(Path(module).resolve()),
-        serial="2800000404", port=35966, factory="cps_ans_cps4_factory", generation="CPS4",
+        serial="2800000404", port=35966, factory="cps_ans_cps4_factory",
+        generation=CardGeneration.CPS4,
     )  # fmt: skip
 
 
