@@ -63,13 +63,16 @@ def test_ans_module_sees_the_card_again_after_pcscd_restarts(
     from cps_middleware.pkcs11 import load_module
 
     card = cps_iasecc_cps3_factory(serial="2800000777", port=35967)
-    module = load_module(cps_ans_module)
-    serial = card.objects.serial[:8]  # the ANS module shows 8 digits
-    assert module.open_token(serial=serial).info.serial == serial
-    cps_pcscd.stop()
-    cps_pcscd.start()
-    card.vpcd.remove(wait=False)  # pcscd dropped the connection; reconnect as a new card
-    card.insert()
-    generation = module.generation
-    assert module.open_token(serial=serial).info.serial == serial
-    assert module.generation == generation + 1  # started again, once
+    try:
+        module = load_module(cps_ans_module)
+        serial = card.objects.serial[:8]  # the ANS module shows 8 digits
+        assert module.open_token(serial=serial).info.serial == serial
+        cps_pcscd.stop()
+        cps_pcscd.start()
+        card.vpcd.remove(wait=False)  # pcscd dropped the connection; reconnect as a new card
+        card.insert()
+        generation = module.generation
+        assert module.open_token(serial=serial).info.serial == serial
+        assert module.generation == generation + 1  # started again, once
+    finally:
+        card.remove()  # the reader is free for the next files

@@ -456,6 +456,25 @@ def test_what_the_ans_module_refuses(token: Token, backend: Backend) -> None:
     _public(backend, "sign").verify(signature, MESSAGE, padding.PKCS1v15(), hashes.SHA256())
 
 
+def test_a_card_refusal_after_a_fork_keeps_the_login(token: Token, backend: Backend) -> None:
+    """After any fork of the process, a CKR_GENERAL_ERROR that is the card's own
+    refusal (the CPS4's hash-and-sign on the authentication key) must not be taken
+    for a child's damage: the module still answers, the login stays."""
+    pid = os.fork()
+    if pid == 0:  # a child that never touches the card
+        os._exit(0)
+    os.waitpid(pid, 0)
+    token.login(Pin(backend.card.pin))
+    auth = token.private_key(AUTH_KEY_LABEL)
+    with pytest.raises(CpsError) as exc:
+        token.sign(auth, Mechanism.SHA256_RSA_PKCS, MESSAGE)
+    assert exc.value.code_name == "CKR_GENERAL_ERROR"
+    assert token.is_logged_in
+    di = digest_info("sha256", hashlib.sha256(MESSAGE).digest())
+    signature = token.sign(auth, Mechanism.RSA_PKCS, di)
+    _public(backend, "auth").verify(signature, MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+
+
 def test_card_keys_through_cryptography(card: CpsCard, backend: Backend) -> None:
     """What a health application calls: cryptography's key interface, PSS and PKCS#1."""
     for usage in ("auth", "sign"):

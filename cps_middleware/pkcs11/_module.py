@@ -542,6 +542,8 @@ class Module:
         if code not in _FORK_SYMPTOMS or self._forks == self._forks_seen or self._needs_reinit:
             return None
         with self._lock:
+            if self._still_answers():
+                return None  # the card's own answer (a CPS4 refusing a mechanism ...)
             self._forks_seen = self._forks
             self._raw("C_Finalize", None)
             rv = self._raw("C_Initialize", None)
@@ -558,6 +560,18 @@ class Module:
             function=function, code=code, code_name=_ckr.code_name(code),
             module=self.resolved_path,
         )  # fmt: skip
+
+    def _still_answers(self) -> bool:
+        """Whether the module still answers C_GetTokenInfo for a token open through
+        it: after a child broke the module it answers for none (the ANS module says
+        CKR_GENERAL_ERROR), while a card's own refusal leaves it working. (A token
+        pulled since it was opened answers no more: one that answers is enough.)"""
+        slots = {t.slot_id for t in list(self._tokens.values()) if not t.closed}
+        info = _CkTokenInfo()
+        return any(
+            self._raw("C_GetTokenInfo", _ulong(slot), ctypes.byref(info)) == CKR_OK
+            for slot in slots
+        )
 
     def _restart_blind_middleware(self) -> bool:
         """Start a PC/SC middleware again when it sees no token at all.
