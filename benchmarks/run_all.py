@@ -21,6 +21,7 @@ BENCHMARKS = [
     ("PC/SC discovery and events", ["bench_pcsc.py"], []),
     ("TLS with the card key", ["bench_tls.py"], []),
     ("Chain validation", ["bench_validation.py"], ["--quick"]),
+    ("Native batch signature check", ["bench_native_verify.py"], ["--quick"]),
     ("Revocation sources (CRL over HTTP, OCSP)", ["bench_revocation.py"], ["--rounds", "10"]),
     ("Virtual CPS3 through OpenSC", ["bench_virtual_cps3.py"], []),
     ("Virtual CPS4: TLS 1.3 through the ANS module", ["bench_virtual_cps4.py"], []),

@@ -170,3 +170,32 @@ def test_verdicts_agree_with_cryptography(
     except (InvalidSignature, ValueError):
         oracle = False
     assert _verify.Key(_spki(k), scheme).verify(sig, data) is oracle
+
+
+def test_a_started_batch_gives_what_verify_many_gives(keys: dict[str, object]) -> None:
+    key = _verify.Key(_spki(keys["rsa"]), "rsa-pkcs1-sha256")
+    datas = [i.to_bytes(2, "big") * 40 for i in range(120)]
+    sigs = [_sign(keys, "rsa-pkcs1-sha256", d)[0] for d in datas]
+    sigs[7] = sigs[8]  # one wrong signature
+    ks: list[_verify.Key | None] = [key] * 120
+    ks[3] = None
+    expected = _verify.verify_many(ks, sigs, datas, threads=1)
+    assert expected.count(0) == 2
+    for threads in (0, 1, 3):
+        pending = _verify.start_many(ks, sigs, datas, threads=threads)
+        assert pending.result() == expected
+        assert pending.result() == expected  # the verdicts stay
+    # a batch dropped without asking for its result is joined, not leaked or crashed
+    for _ in range(20):
+        _verify.start_many(ks, sigs, datas, threads=2)
+
+
+def test_a_started_batch_runs_while_this_thread_holds_the_gil(keys: dict[str, object]) -> None:
+    """The native threads need no GIL: they finish while Python code runs here."""
+    key = _verify.Key(_spki(keys["ec"]), "ecdsa-sha256")
+    sig, _ = _sign(keys, "ecdsa-sha256", b"x")
+    pending = _verify.start_many([key] * 400, [sig] * 400, [b"x"] * 400, threads=1)
+    busy = 0
+    for i in range(200_000):  # pure Python, GIL held
+        busy += i
+    assert pending.result() == b"\x01" * 400

@@ -85,8 +85,8 @@ def test_native_and_cryptography_agree_on_a_mixed_batch() -> None:
     for n in (0, 1, 2):
         got = base.threads(n).memo_size(0).build().validate_many(small)
         assert list(got) == one_by_one, n
-    # 600 certificates: with threads >= 2, parts are checked by the helper
-    # thread while the next part is read; the same verdicts, in order
+    # 600 certificates: with threads >= 2, parts are checked by native threads
+    # while the next part is read; the same verdicts, in order
     ders = [c.public_bytes(serialization.Encoding.DER) for c in batch]
     want = base.threads(0).memo_size(0).build().validate_many(ders)
     with base.threads(2).memo_size(0).build() as v:

@@ -21,9 +21,7 @@ validator's memo uses it to re-serve a verdict without re-checking.
 from __future__ import annotations
 
 import datetime as _dt
-import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -555,7 +553,6 @@ class Engine:
             self._add_crl(der)
         self.groups: dict[tuple[bytes, bytes | None], _Group] = {}
         self._native_keys: dict[tuple[bytes, str], Any] = {}  # (SPKI, scheme) -> _verify.Key
-        self._helper: ThreadPoolExecutor | None = None  # checks parts while we read on
         self.pcs: list[tuple[tuple[bytes, bytes], tuple[int, ...]]] = []  # (crl key, path ids)
         self._pc_limited: list[bool] = []  # its CAs' path search hit the budget
         self._pc_of: dict[tuple[int, ...], int] = {}
@@ -1226,24 +1223,20 @@ class Engine:
         return nk
 
     def close(self) -> None:
-        """Stop the helper thread (it starts again if needed)."""
-        if self._helper is not None:
-            self._helper.shutdown(wait=False)
-            self._helper = None
+        """Nothing to release: a batch's native threads end with the batch."""
 
     def _submit(
         self, jobs: list[tuple[Any, bytes, bytes]], threads: int, here: bool = False
     ) -> Any:
         """Native check of (key, signed data, signature) jobs: bytes of 1/0
-        (``here``) or a future of them (on the helper thread)."""
+        (``here``: ``threads`` threads counting this one), or a ``Pending`` whose
+        ``threads`` native threads work beside this thread's Python code (they
+        need no GIL) and whose ``result()`` lets this thread help with the rest."""
         assert _native is not None
         args = ([j[0] for j in jobs], [j[2] for j in jobs], [j[1] for j in jobs], max(1, threads))
         if here:
             return _native.verify_many(*args)
-        if self._helper is None:
-            self._helper = ThreadPoolExecutor(1, thread_name_prefix="cps-verify")
-            weakref.finalize(self, self._helper.shutdown, wait=False)
-        return self._helper.submit(_native.verify_many, *args)
+        return _native.start_many(*args)
 
     def _verifiers(self, g: _Group, sigalg: bytes) -> list[tuple[Verify | str, int, str]]:
         vs = g.verifiers.get(sigalg)
@@ -1368,11 +1361,13 @@ class Engine:
                 pending.append((i, der, f, g, vs))
                 jobs.append((spec, f[F_TBS], f[F_SIG]))
                 if pipelined and len(jobs) >= _PIPELINE_PART:
-                    # this part's signatures are checked by the helper thread
-                    # (GIL released) while this thread reads the next part
+                    # this part's signatures are checked by native threads (no
+                    # GIL) while this thread finishes the previous part (helping
+                    # with its last signatures) and reads the next one
+                    started = self._submit(jobs, self.config.threads - 1)
                     if in_flight is not None:
                         settle(*in_flight)
-                    in_flight = (self._submit(jobs, self.config.threads - 1), pending)
+                    in_flight = (started, pending)
                     jobs, pending = [], []
             else:
                 finish(i, der, f, g, vs, 0)

@@ -344,10 +344,187 @@ as_bytes(PyObject *o, const unsigned char **p, size_t *n)
     return -1;
 }
 
-/* verify_many(keys, signatures, data, threads=0) -> bytes of 0/1.
- * Three sequences of the same length; keys[i] is a Key or None (-> 0). */
+/* --- pending batches --------------------------------------------------------
+ *
+ * A Pending holds a gathered batch and the native threads working on it. The
+ * threads never need the GIL (they read bytes buffers the Pending keeps alive),
+ * so a batch started with start_many() runs beside Python code in the calling
+ * thread; result() lets the calling thread take the chunks still waiting, then
+ * joins. verify_many() is start_many() + result(). */
+
+typedef struct {
+    PyObject_HEAD
+    batch b;
+    item *items;
+    size_t *index;          /* items[j] is input position index[j] */
+    unsigned char *packed;  /* 0/1 per item */
+    Py_ssize_t n;           /* input length */
+    PyObject *keys, *sigs, *data; /* PySequence_Fast copies: keep every buffer alive */
+    pthread_t tids[MAX_THREADS];
+    int started;
+    int joined;
+    PyObject *result;
+} PendingObject;
+
+static PyTypeObject PendingType;
+
+static void
+pending_join(PendingObject *self, int help)
+{
+    if (self->joined)
+        return;
+    Py_BEGIN_ALLOW_THREADS
+    if (help)
+        worker(&self->b); /* the calling thread takes the chunks still waiting */
+    for (int t = 0; t < self->started; t++)
+        pthread_join(self->tids[t], NULL);
+    Py_END_ALLOW_THREADS
+    self->joined = 1;
+}
+
+static void
+Pending_dealloc(PendingObject *self)
+{
+    pending_join(self, 1);
+    PyMem_Free(self->items);
+    PyMem_Free(self->index);
+    PyMem_Free(self->packed);
+    Py_XDECREF(self->keys);
+    Py_XDECREF(self->sigs);
+    Py_XDECREF(self->data);
+    Py_XDECREF(self->result);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
 static PyObject *
-verify_many(PyObject *self, PyObject *args, PyObject *kwds)
+Pending_result(PendingObject *self, PyObject *noargs)
+{
+    if (!self->result) {
+        pending_join(self, 1);
+        if (atomic_load(&self->b.failed))
+            return PyErr_NoMemory();
+        PyObject *r = PyBytes_FromStringAndSize(NULL, self->n);
+        if (!r)
+            return NULL;
+        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(r);
+        memset(out, 0, (size_t)self->n);
+        for (size_t j = 0; j < self->b.n; j++)
+            out[self->index[j]] = self->packed[j];
+        self->result = r;
+    }
+    return Py_NewRef(self->result);
+}
+
+static PyMethodDef Pending_methods[] = {
+    {"result", (PyCFunction)Pending_result, METH_NOARGS,
+     "result() -> bytes: 1 where the signature verifies, 0 elsewhere. The calling "
+     "thread helps with what is left (GIL released), then waits for the others."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject PendingType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "cps_middleware._verify.Pending",
+    .tp_doc = "A batch being verified by native threads (start_many); result() gives the verdicts.",
+    .tp_basicsize = sizeof(PendingObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)Pending_dealloc,
+    .tp_methods = Pending_methods,
+};
+
+/* Gather the three sequences into a Pending (GIL held), start `threads` native
+ * threads on it (0: none, the caller's result() does all the work). */
+static PendingObject *
+pending_start(PyObject *keys_o, PyObject *sigs_o, PyObject *data_o, int threads)
+{
+    PendingObject *self = PyObject_New(PendingObject, &PendingType);
+    if (!self)
+        return NULL;
+    self->items = NULL;
+    self->index = NULL;
+    self->packed = NULL;
+    self->keys = self->sigs = self->data = NULL;
+    self->result = NULL;
+    self->started = 0;
+    self->joined = 1; /* nothing to join until threads are started */
+    self->b.n = 0;
+    atomic_init(&self->b.next, 0);
+    atomic_init(&self->b.failed, 0);
+
+    self->keys = PySequence_Fast(keys_o, "keys must be a sequence");
+    if (self->keys)
+        self->sigs = PySequence_Fast(sigs_o, "signatures must be a sequence");
+    if (self->sigs)
+        self->data = PySequence_Fast(data_o, "data must be a sequence");
+    if (!self->data)
+        goto fail;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(self->keys);
+    if (PySequence_Fast_GET_SIZE(self->sigs) != n || PySequence_Fast_GET_SIZE(self->data) != n) {
+        PyErr_SetString(PyExc_ValueError, "keys, signatures and data differ in length");
+        goto fail;
+    }
+    self->n = n;
+    self->items = PyMem_Calloc((size_t)n + 1, sizeof(item));
+    self->index = PyMem_Calloc((size_t)n + 1, sizeof(size_t));
+    self->packed = PyMem_Calloc((size_t)n + 1, 1);
+    if (!self->items || !self->index || !self->packed) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    /* The sequences (held by PySequence_Fast) keep every bytes object alive, and
+     * bytes never move, so the pointers stay valid while the Pending lives. */
+    size_t m = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *k = PySequence_Fast_GET_ITEM(self->keys, i);
+        if (k == Py_None)
+            continue;
+        if (!PyObject_TypeCheck(k, &KeyType)) {
+            PyErr_SetString(PyExc_TypeError, "keys must hold _verify.Key objects or None");
+            goto fail;
+        }
+        item *it = &self->items[m];
+        it->key = (const KeyObject *)k;
+        if (as_bytes(PySequence_Fast_GET_ITEM(self->sigs, i), &it->sig, &it->siglen) < 0 ||
+            as_bytes(PySequence_Fast_GET_ITEM(self->data, i), &it->data, &it->datalen) < 0)
+            goto fail;
+        self->index[m++] = (size_t)i;
+    }
+    self->b.items = self->items;
+    self->b.n = m;
+    self->b.out = self->packed;
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+    if ((size_t)threads > (m + CHUNK - 1) / CHUNK)
+        threads = (int)((m + CHUNK - 1) / CHUNK);
+    self->joined = 0;
+    for (int t = 0; t < threads; t++) {
+        if (pthread_create(&self->tids[self->started], NULL, worker, &self->b) == 0)
+            self->started++;
+    }
+    return self;
+fail:
+    Py_DECREF(self);
+    return NULL;
+}
+
+/* start_many(keys, signatures, data, threads=1) -> Pending: the batch is verified
+ * by `threads` native threads from now on, beside the caller's Python code. */
+static PyObject *
+start_many(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"keys", "signatures", "data", "threads", NULL};
+    PyObject *keys_o, *sigs_o, *data_o;
+    int threads = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|i", kwlist, &keys_o, &sigs_o, &data_o,
+                                     &threads))
+        return NULL;
+    return (PyObject *)pending_start(keys_o, sigs_o, data_o, threads < 0 ? 0 : threads);
+}
+
+/* verify_many(keys, signatures, data, threads=0) -> bytes of 0/1.
+ * Three sequences of the same length; keys[i] is a Key or None (-> 0). The
+ * calling thread works too: `threads` counts it. */
+static PyObject *
+verify_many(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"keys", "signatures", "data", "threads", NULL};
     PyObject *keys_o, *sigs_o, *data_o;
@@ -355,102 +532,12 @@ verify_many(PyObject *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|i", kwlist, &keys_o, &sigs_o, &data_o,
                                      &threads))
         return NULL;
-    PyObject *keys = PySequence_Fast(keys_o, "keys must be a sequence");
-    PyObject *sigs = keys ? PySequence_Fast(sigs_o, "signatures must be a sequence") : NULL;
-    PyObject *data = sigs ? PySequence_Fast(data_o, "data must be a sequence") : NULL;
-    PyObject *result = NULL;
-    item *items = NULL;
-    if (!data)
-        goto done;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(keys);
-    if (PySequence_Fast_GET_SIZE(sigs) != n || PySequence_Fast_GET_SIZE(data) != n) {
-        PyErr_SetString(PyExc_ValueError, "keys, signatures and data differ in length");
-        goto done;
-    }
-    result = PyBytes_FromStringAndSize(NULL, n);
-    if (!result)
-        goto done;
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-    memset(out, 0, (size_t)n);
-    items = PyMem_Calloc((size_t)n + 1, sizeof(item));
-    if (!items) {
-        PyErr_NoMemory();
-        Py_CLEAR(result);
-        goto done;
-    }
-    /* Gather under the GIL: the sequences (held by PySequence_Fast) keep every
-     * bytes object alive, and bytes never move, so the pointers stay valid. */
-    size_t m = 0;
-    size_t *index = PyMem_Calloc((size_t)n + 1, sizeof(size_t));
-    if (!index) {
-        PyErr_NoMemory();
-        Py_CLEAR(result);
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *k = PySequence_Fast_GET_ITEM(keys, i);
-        if (k == Py_None)
-            continue;
-        if (!PyObject_TypeCheck(k, &KeyType)) {
-            PyErr_SetString(PyExc_TypeError, "keys must hold _verify.Key objects or None");
-            PyMem_Free(index);
-            Py_CLEAR(result);
-            goto done;
-        }
-        item *it = &items[m];
-        it->key = (const KeyObject *)k;
-        if (as_bytes(PySequence_Fast_GET_ITEM(sigs, i), &it->sig, &it->siglen) < 0 ||
-            as_bytes(PySequence_Fast_GET_ITEM(data, i), &it->data, &it->datalen) < 0) {
-            PyMem_Free(index);
-            Py_CLEAR(result);
-            goto done;
-        }
-        index[m++] = (size_t)i;
-    }
-    unsigned char *packed = PyMem_Calloc(m + 1, 1);
-    if (!packed) {
-        PyErr_NoMemory();
-        PyMem_Free(index);
-        Py_CLEAR(result);
-        goto done;
-    }
-    batch b = {.items = items, .n = m, .out = packed};
-    atomic_init(&b.next, 0);
-    atomic_init(&b.failed, 0);
-    if (threads <= 0)
-        threads = 1;
-    if (threads > MAX_THREADS)
-        threads = MAX_THREADS;
-    if ((size_t)threads > (m + CHUNK - 1) / CHUNK)
-        threads = (int)((m + CHUNK - 1) / CHUNK);
-    if (threads < 1)
-        threads = 1;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_t tids[MAX_THREADS];
-    int started = 0;
-    for (int t = 1; t < threads; t++) {
-        if (pthread_create(&tids[started], NULL, worker, &b) == 0)
-            started++;
-    }
-    worker(&b); /* the calling thread works too */
-    for (int t = 0; t < started; t++)
-        pthread_join(tids[t], NULL);
-    Py_END_ALLOW_THREADS
-    if (atomic_load(&b.failed)) {
-        PyErr_NoMemory();
-        Py_CLEAR(result);
-    } else {
-        for (size_t j = 0; j < m; j++)
-            out[index[j]] = packed[j];
-    }
-    PyMem_Free(packed);
-    PyMem_Free(index);
-done:
-    PyMem_Free(items);
-    Py_XDECREF(keys);
-    Py_XDECREF(sigs);
-    Py_XDECREF(data);
-    return result;
+    PendingObject *p = pending_start(keys_o, sigs_o, data_o, (threads <= 1 ? 1 : threads) - 1);
+    if (!p)
+        return NULL;
+    PyObject *r = Pending_result(p, NULL);
+    Py_DECREF(p);
+    return r;
 }
 
 static PyObject *
@@ -523,6 +610,10 @@ static PyMethodDef module_methods[] = {
      "verify_many(keys, signatures, data, threads=0) -> bytes: 1 where the signature "
      "verifies, 0 elsewhere (None keys give 0). The GIL is released and the batch is "
      "spread over `threads` threads."},
+    {"start_many", (PyCFunction)(void (*)(void))start_many, METH_VARARGS | METH_KEYWORDS,
+     "start_many(keys, signatures, data, threads=1) -> Pending: the batch is verified by "
+     "`threads` native threads (no GIL needed) while the caller goes on; "
+     "Pending.result() helps with what is left and gives the bytes of verify_many."},
     {"openssl_version", openssl_version, METH_NOARGS, "The OpenSSL this module runs on."},
     {NULL, NULL, 0, NULL},
 };
@@ -536,12 +627,13 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__verify(void)
 {
-    if (PyType_Ready(&KeyType) < 0)
+    if (PyType_Ready(&KeyType) < 0 || PyType_Ready(&PendingType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m)
         return NULL;
-    if (PyModule_AddObjectRef(m, "Key", (PyObject *)&KeyType) < 0) {
+    if (PyModule_AddObjectRef(m, "Key", (PyObject *)&KeyType) < 0 ||
+        PyModule_AddObjectRef(m, "Pending", (PyObject *)&PendingType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
