@@ -220,7 +220,7 @@ _ECDSA_HASH_ID = {
     "2a8648ce3d040304": "sha512",
 }
 _NATIVE_MIN = 16  # fewer signatures than this in a batch: cryptography, one by one
-_PIPELINE_PART = 256  # signatures per part handed to the helper thread
+_PIPELINE_PART = 512  # signatures per part started on native threads (bigger: fewer joins)
 
 try:
     from cps_middleware import _verify as _native
@@ -1280,7 +1280,7 @@ class Engine:
         pcs: list[int] = []
         use_native = _native is not None and self.config.threads >= 1 and len(ders) >= _NATIVE_MIN
         # with 2 threads or more, reading and checking signatures overlap
-        pipelined = use_native and self.config.threads >= 2 and len(ders) >= 2 * _PIPELINE_PART
+        pipelined = use_native and self.config.threads >= 2 and len(ders) > _PIPELINE_PART
         pending: list[tuple[int, bytes, tuple[Any, ...], _Group, list[Any]]] = []
         jobs: list[tuple[Any, bytes, bytes]] = []
         in_flight: tuple[Any, list[Any]] | None = None
