@@ -545,9 +545,7 @@ class Module:
             if self._still_answers():
                 return None  # the card's own answer (a CPS4 refusing a mechanism ...)
             self._forks_seen = self._forks
-            self._raw("C_Finalize", None)
-            rv = self._raw("C_Initialize", None)
-            self.generation += 1
+            rv = self._restart()
         log.warning(
             "%s failed with %s after a fork: module started again, a new login is needed",
             function, _ckr.code_name(code),
@@ -560,6 +558,15 @@ class Module:
             function=function, code=code, code_name=_ckr.code_name(code),
             module=self.resolved_path,
         )  # fmt: skip
+
+    def _restart(self) -> int:
+        """C_Finalize then C_Initialize (lock held): every session and login are
+        gone, and the Tokens notice through ``generation``. Returns the CKR of
+        C_Initialize."""
+        self._raw("C_Finalize", None)
+        rv = self._raw("C_Initialize", None)
+        self.generation += 1
+        return int(rv)
 
     def _still_answers(self) -> bool:
         """Whether the module still answers C_GetTokenInfo for a token open through
@@ -588,9 +595,7 @@ class Module:
         with self._lock:
             if self._needs_reinit:
                 return False
-            self._raw("C_Finalize", None)
-            rv = self._raw("C_Initialize", None)
-            self.generation += 1
+            rv = self._restart()
         log.info("%s saw no token: started again (PC/SC context renewed)", self.resolved_path)
         return rv in (CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED)
 
