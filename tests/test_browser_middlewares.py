@@ -35,11 +35,12 @@ from pathlib import Path
 import pytest
 
 from cps_middleware import browser
+from cps_middleware.testing.ansmodule import ans_module_path
 from cps_middleware.testing.pki import CardCredentials
 from cps_middleware.testing.servers import MutualTlsServer
 
 REPO = Path(__file__).resolve().parents[1]
-ANS_MODULE = REPO.parent / "shared" / "ans-cryptolib" / "libcps3_pkcs11_lux.so"
+ANS_MODULE = ans_module_path(REPO)  # $CPS_ANS_MODULE or ../shared; None: those tests skip
 CHROMIUM = "/usr/lib/chromium/chromium" if os.path.exists("/usr/lib/chromium/chromium") else None
 
 def _can_unshare() -> bool:
@@ -61,14 +62,20 @@ pytestmark = [
 ]
 
 
+def _ans_module() -> str:
+    if ANS_MODULE is None:
+        pytest.skip("the ANS Cryptolib module (libcps3_pkcs11_lux.so) is not available")
+    return str(ANS_MODULE)
+
+
 def _private_opt_command(tmp: Path, argv: list[str]) -> list[str]:
     """argv run with throw-away /etc/opt and /var/opt (the ANS module writes there)."""
     etc_opt, var_opt = tmp / "etc_opt", tmp / "var_opt"
     conf = etc_opt / "santesocial" / "CPS"
     conf.mkdir(parents=True, exist_ok=True)
     var_opt.mkdir(exist_ok=True)
-    shipped = ANS_MODULE.parent / "cps3_pkcs11.conf"
-    if shipped.exists():
+    shipped = ANS_MODULE.parent / "cps3_pkcs11.conf" if ANS_MODULE else None
+    if shipped and shipped.exists():
         shutil.copy(shipped, conf / "cps3_pkcs11.conf")
     ns = ["--mount"] if os.geteuid() == 0 else ["--user", "--map-root-user", "--mount"]
     script = 'mount --bind "$0" /etc/opt && mount --bind "$1" /var/opt && shift && exec "$@"'
@@ -220,9 +227,7 @@ def _card_tokens(status: list[object]) -> list[dict[str, object]]:
 def test_real_middleware_registered_in_chromium_sees_the_virtual_cps3(
     which: str, cps_iasecc_cps3: object, cps_opensc_module: str, tmp_path: Path
 ) -> None:
-    module = cps_opensc_module if which == "opensc" else str(ANS_MODULE)
-    if not os.path.exists(module):
-        pytest.skip(f"{module} is not there")
+    module = cps_opensc_module if which == "opensc" else _ans_module()
     home = tmp_path / "home"
     home.mkdir()
     setup = _cli(tmp_path, home, "setup", "--module", module)
@@ -261,14 +266,13 @@ def test_ans_and_opensc_in_one_browser_are_a_conflict(
     cps_iasecc_cps3: object, cps_opensc_module: str, tmp_path: Path
 ) -> None:
     """The classic conflict: both real middlewares registered, both see the card."""
-    if not ANS_MODULE.exists():
-        pytest.skip(f"{ANS_MODULE} is not there")
+    ans = _ans_module()
     home = tmp_path / "home"
     home.mkdir()
     _cli(tmp_path, home, "setup", "--module", cps_opensc_module, "--no-certificates")
     db = browser.chromium_target(home).directory
     added = _in_private_opt(tmp_path, ["modutil", "-dbdir", f"sql:{db}", "-add", "Cryptolib CPS",
-                                       "-libfile", str(ANS_MODULE), "-force"],
+                                       "-libfile", ans, "-force"],
                             {**os.environ, "HOME": str(home)})  # fmt: skip
     assert added.returncode == 0, added.stderr
     (target,) = _cli(tmp_path, home, "status")  # type: ignore[misc]
@@ -338,9 +342,7 @@ def test_firefox_card_login_with_real_middleware(
     its policies.json auto-selects the card's certificate."""
     import asyncio
 
-    module = cps_opensc_module if which == "opensc" else str(ANS_MODULE)
-    if not os.path.exists(module):
-        pytest.skip(f"{module} is not there")
+    module = cps_opensc_module if which == "opensc" else _ans_module()
     if not (FIREFOX and shutil.which("Xvfb") and shutil.which("xdotool")):
         pytest.skip("firefox-esr, Xvfb or xdotool is not installed")
     dist_dir = Path(os.path.realpath(FIREFOX)).parent / "distribution"
