@@ -9,6 +9,6 @@ echo "== ruff"; .venv/bin/ruff check cps_middleware tests examples benchmarks ||
 echo "== mypy"; .venv/bin/mypy || exit 1
 echo "== pytest"
 # The ANS module of the conformance suite writes /etc/opt and /var/opt: the
-# plugin's cps_ans_module fixture gives pytest's thread a private mount
-# namespace with throw-away directories over them (testing/ansmodule.py).
+# plugin (ini cps_private_opt, pyproject.toml) gives the whole pytest run a
+# private mount namespace with throw-away directories over them.
 .venv/bin/python -m pytest -q "$@"
