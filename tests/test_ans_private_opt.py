@@ -14,12 +14,19 @@ _EARLY = threading.Thread(target=_stop.wait, args=(600,), daemon=True, name="ear
 _EARLY.start()
 
 
+def _mount_points(tid: int) -> set[str]:
+    lines = Path(f"/proc/self/task/{tid}/mountinfo").read_text().splitlines()
+    return {line.split()[4] for line in lines}
+
+
 def test_every_thread_of_the_run_has_the_private_opt_dirs(cps_ans_module: str) -> None:
-    mine = os.readlink("/proc/self/ns/mnt")
     try:
-        assert mine != os.readlink("/proc/1/ns/mnt")  # not the machine's namespace
+        for tid in (threading.get_native_id(), _EARLY.native_id):
+            assert tid is not None
+            # throw-away directories are bound over both, in this thread's namespace
+            assert {"/etc/opt", "/var/opt"} <= _mount_points(tid), tid
         early = os.readlink(f"/proc/self/task/{_EARLY.native_id}/ns/mnt")
-        assert early == mine
+        assert early == os.readlink(f"/proc/self/task/{threading.get_native_id()}/ns/mnt")
     finally:
         _stop.set()
     conf = Path("/etc/opt/santesocial/CPS/cps3_pkcs11.conf")
