@@ -162,7 +162,7 @@ def test_chromium_logs_in_with_the_card_set_up_by_cps_browser_setup(
     card = pin_pad_card
     monkeypatch.setenv("CPS_TEST_CARDS_DIR", card.env["CPS_TEST_CARDS_DIR"])
     srv, body, error, shot = _login(card, tmp_path, set_up=True)
-    said = capsys.readouterr().out.replace("\n", " ")
+    said = " ".join(capsys.readouterr().out.split())
     assert f"module {card.module_path} registered" in said
     assert not error, error
     answer = json.loads(body)

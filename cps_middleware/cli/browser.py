@@ -52,7 +52,7 @@ def register(sub: Subparsers) -> None:
 
 
 def _say(io: Io, line: str) -> None:
-    io.out.print(line, markup=False)
+    io.out.print(line, markup=False, soft_wrap=True)  # paths are pasted: never wrapped
 
 
 def cmd_browser(args: argparse.Namespace, io: Io) -> int:
