@@ -403,3 +403,89 @@ def test_large_certificate_is_refused_before_any_work() -> None:
     r = v.validate(der)
     assert time.perf_counter() - t0 < 0.5
     assert r.status is Status.MALFORMED and "KiB" in r.reason
+
+
+def _walk(parse: object, der: bytes) -> object:
+    try:
+        return parse(der)  # type: ignore[operator]
+    except _der.DerError as exc:
+        return ("DerError", str(exc))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_native_walk_gives_what_the_python_walk_gives(data: st.DataObject) -> None:
+    """The native DER walk (dercert.c) is a port of _der.parse_certificate_py: the
+    same facts, or the same reason, on the same bytes — resigned TBS mutants (deep
+    in the extensions) and raw mutants of the whole certificate (outer structure)."""
+    assert _der._native_parse is not None, "the native part was not built"
+    k, _, leaf, _ = pki()
+    if data.draw(st.booleans()):
+        s, e = outer(leaf)
+        der = resign(mutate(data, leaf, s, e), k)
+    else:
+        der = mutate(data, leaf, 0, len(leaf))
+        if data.draw(st.booleans()):
+            der = der[: data.draw(st.integers(0, len(der)))]
+    assert _walk(_der.parse_certificate, der) == _walk(_der.parse_certificate_py, der)
+
+
+def test_native_walk_reads_a_long_serial_and_many_extensions_like_python() -> None:
+    k, ca, leaf, _ = pki()
+    c = x509.load_der_x509_certificate(leaf)
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(c.subject)
+        .issuer_name(ca.subject)
+        .public_key(c.public_key())
+        .serial_number(2**159 - 1)
+        .not_valid_before(NOW - DAY)
+        .not_valid_after(dt.datetime(2070, 1, 1, tzinfo=dt.UTC))  # GeneralizedTime
+    )
+    for n in range(40):  # past the pairwise duplicate check: the sorted one
+        b = b.add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(f"1.2.3.{n}"), b""),
+                            False)  # fmt: skip
+    der = b.sign(k, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    f = _der.parse_certificate(der)
+    assert f == _der.parse_certificate_py(der)
+    assert f[_der.F_SERIAL] == 2**159 - 1 and f[_der.F_NA] == b"20700101000000Z"
+    dup = resign(_replace_once(der, _der.oid_raw("1.2.3.39"), _der.oid_raw("1.2.3.38")), k)
+    assert _walk(_der.parse_certificate, dup) == ("DerError", "duplicate extension")
+    assert _walk(_der.parse_certificate_py, dup) == ("DerError", "duplicate extension")
+
+
+_STRING_TAGS = [0x0C, 0x13, 0x16, 0x1A, 0x14, 0x12, 0x1E, 0x1C, 0x03, 0x04, 0x02]
+
+
+@st.composite
+def names(draw: st.DrawFn) -> bytes:
+    """Names with every string type, odd lengths, bad OIDs and raw mutations."""
+    rdns = []
+    for _ in range(draw(st.integers(0, 4))):
+        atvs = []
+        for _ in range(draw(st.integers(1, 3))):
+            good, bad = [bytes.fromhex("550403"), bytes.fromhex("550406")], [b"", b"\x80\x01"]
+            oid = draw(st.sampled_from(good * 8 + bad + [b"\x2a\x86", b"\x2a\x80\x01"]))
+            tag = draw(st.sampled_from(_STRING_TAGS))
+            value = draw(st.one_of(
+                st.binary(max_size=12),
+                st.text(max_size=6).map(lambda t: t.encode("utf-8", "surrogatepass")),
+                st.text(max_size=6).map(lambda t: t.encode("utf-16-be", "surrogatepass")),
+                st.text(max_size=4).map(lambda t: t.encode("utf-32-be", "surrogatepass")),
+            ))  # fmt: skip
+            atvs.append(tlv(0x30, tlv(0x06, oid) + tlv(tag, value)))
+        rdns.append(tlv(0x31, b"".join(atvs)))
+    name = tlv(0x30, b"".join(rdns))
+    if draw(st.integers(0, 3)) == 0:
+        d = bytearray(name)
+        d[draw(st.integers(0, len(d) - 1))] = draw(st.integers(0, 255))
+        name = bytes(d)
+    return name
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(names())
+def test_native_name_check_agrees_with_the_python_one(name: bytes) -> None:
+    assert _der._native_check_name is not None, "the native part was not built"
+    assert _walk(_der.check_name, name) == _walk(_der.check_name_py, name)
+    assert _walk(lambda n: _der.check_name_py(n, {}), name) == _walk(_der.check_name, name)

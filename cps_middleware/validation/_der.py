@@ -13,10 +13,13 @@ bad input and nothing else; callers turn it into a ``MALFORMED`` result.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 __all__: list[str] = []  # private module
 
@@ -324,6 +327,20 @@ def parse_certificate(der: bytes) -> CertFacts:
     """
     if len(der) > MAX_CERTIFICATE:
         raise DerError(f"larger than {MAX_CERTIFICATE // 1024} KiB")
+    if _native_parse is not None:
+        facts = _native_parse(der)
+        if isinstance(facts, str):
+            raise DerError(facts)
+        return facts
+    return parse_certificate_py(der)
+
+
+def parse_certificate_py(der: bytes) -> CertFacts:
+    """:func:`parse_certificate` in Python: the specification of the native walk.
+
+    ``cps_middleware._verify.parse_certificate`` (native/verify/dercert.c) is a
+    line-by-line port of this function; a property test requires both to give
+    the same facts or the same reason on the same (mutated) bytes."""
     try:
         return _parse_certificate(der)
     except IndexError:
@@ -518,7 +535,12 @@ def _parse_certificate(der: bytes) -> CertFacts:
                 ca, plen = _basic_constraints(der, vs, ve)
             elif kind == 3:
                 # AuthorityKeyIdentifier ::= SEQUENCE { [0] keyIdentifier OPTIONAL, ... }
-                if der[vs] == 0x30 and der[vs + 1] == ve - vs - 2 and der[vs + 2] == 0x80:
+                if (
+                    der[vs] == 0x30
+                    and der[vs + 1] < 0x80
+                    and der[vs + 1] == ve - vs - 2
+                    and der[vs + 2] == 0x80
+                ):
                     n = der[vs + 3]
                     if n >= 0x80 or vs + 4 + n > ve:
                         raise DerError("bad authorityKeyIdentifier")
@@ -526,7 +548,7 @@ def _parse_certificate(der: bytes) -> CertFacts:
                 else:
                     aki = _aki(der, vs, ve)
             elif kind == 4:
-                if der[vs] == 0x04 and der[vs + 1] == ve - vs - 2:
+                if der[vs] == 0x04 and der[vs + 1] < 0x80 and der[vs + 1] == ve - vs - 2:
                     ski = der[vs + 2 : ve]
                 else:
                     ski = _octets(der, vs, ve)
@@ -740,6 +762,15 @@ _PARSED_BY_CRYPTOGRAPHY = frozenset(
     )
 )
 
+try:  # the native walk (native/verify/dercert.c), handed the tables above once
+    from cps_middleware import _verify
+
+    _verify.set_der_tables(_KINDS, _PARSED_BY_CRYPTOGRAPHY)
+    _native_parse: Callable[[bytes], CertFacts | str] | None = _verify.parse_certificate
+    _native_check_name: Callable[[bytes], str | None] | None = _verify.check_name
+except ImportError:  # a source tree without its native part: the Python walk
+    _native_parse = _native_check_name = None
+
 _PRINTABLE = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?"
 )
@@ -788,9 +819,20 @@ def _check_string(tag: int, v: bytes) -> None:
 def check_name(name: bytes, good: dict[bytes, None] | None = None) -> None:
     """A Name (full TLV): RDNs of AttributeTypeAndValue, readable OIDs and strings.
 
-    ``good`` remembers RDNs already found readable (holders share most of theirs)."""
+    ``good`` remembers RDNs already found readable (holders share most of
+    theirs); the native check (dercert.c) needs no such shortcut."""
     if len(name) > MAX_NAME:
         raise DerError(f"a name longer than {MAX_NAME} bytes")
+    if _native_check_name is not None:
+        why = _native_check_name(name)
+        if why is not None:
+            raise DerError(why)
+        return
+    check_name_py(name, good)
+
+
+def check_name_py(name: bytes, good: dict[bytes, None] | None = None) -> None:
+    """:func:`check_name` in Python: the specification of the native check."""
     tag, s, e = _tlv(name, 0, len(name))
     if tag != 0x30 or e != len(name):
         raise DerError("bad Name")
@@ -871,9 +913,6 @@ def check_certificate(der: bytes, f: CertFacts, good: dict[bytes, None]) -> None
     extension (``good`` remembers the ones that did; the caller bounds it).
     Raises DerError.
     """
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import load_der_public_key
-
     try:
         if f[F_SERIAL] > 0:
             cert = x509.load_der_x509_certificate(der)

@@ -26,6 +26,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "dercert.h"
+
 #define MAX_THREADS 64
 #define CHUNK 8
 
@@ -615,6 +617,14 @@ static PyMethodDef module_methods[] = {
      "`threads` native threads (no GIL needed) while the caller goes on; "
      "Pending.result() helps with what is left and gives the bytes of verify_many."},
     {"openssl_version", openssl_version, METH_NOARGS, "The OpenSSL this module runs on."},
+    {"parse_certificate", dercert_parse, METH_O,
+     "parse_certificate(der) -> tuple | str: the facts _der.parse_certificate returns, "
+     "or the reason the bytes are not a DER certificate it reads (dercert.c)."},
+    {"check_name", dercert_check_name, METH_O,
+     "check_name(name) -> None | str: None when the Name's RDNs, attribute OIDs and strings "
+     "read, else the reason (dercert.c, as _der.check_name)."},
+    {"set_der_tables", dercert_set_tables, METH_VARARGS,
+     "set_der_tables(kinds, parsed): the extension tables of _der.py, once."},
     {NULL, NULL, 0, NULL},
 };
 
