@@ -31,6 +31,7 @@ import ipaddress
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -194,8 +195,19 @@ def setup() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate, list[bytes], 
     return k, ca, leaves, crl
 
 
+def _walk(parse: Callable[[bytes], object], der: bytes) -> object:
+    try:
+        return parse(der)
+    except _der.DerError as exc:
+        return ("DerError", str(exc))
+
+
 def reader_agrees(der: bytes) -> str | None:
-    """None if the reader refuses der or reads it as cryptography does; else the finding."""
+    """None if the reader refuses der or reads it as cryptography does; else the finding.
+
+    The native walk (dercert.c) must also give what the Python walk gives."""
+    if _walk(_der.parse_certificate, der) != _walk(_der.parse_certificate_py, der):
+        return "the native walk and the Python walk differ"
     try:
         f = _der.parse_certificate(der)
         _der.check_certificate(der, f, {})
