@@ -7,7 +7,9 @@ Native code are built against the system OpenSSL 3 (libssl-dev):
 * ``cps_middleware._verify`` — a CPython extension that verifies a batch of
   certificate/CRL signatures with the GIL released, across threads;
 * ``cps_middleware/_cpstoken.so`` — a plain shared library, the CPS test-token
-  PKCS#11 module that any PKCS#11 consumer can load. It does not link Python.
+  PKCS#11 module that any PKCS#11 consumer can load. It does not link Python;
+* ``cps_middleware/_ifdpinpad.so`` — a plain shared library, a pcscd reader
+  driver for the test bench: a virtual reader with a PIN pad.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
-PLAIN_LIBRARIES = {"cps_middleware._cpstoken"}
+PLAIN_LIBRARIES = {"cps_middleware._cpstoken", "cps_middleware._ifdpinpad"}
 
 
 def _sources(folder: str) -> list[str]:
@@ -30,7 +32,8 @@ class BuildExt(build_ext):
 
     def get_ext_filename(self, fullname: str) -> str:
         # --inplace asks with the last part of the name only ("_cpstoken").
-        if fullname in PLAIN_LIBRARIES or fullname in {n.rsplit(".", 1)[1] for n in PLAIN_LIBRARIES}:
+        short = {n.rsplit(".", 1)[1] for n in PLAIN_LIBRARIES}
+        if fullname in PLAIN_LIBRARIES or fullname in short:
             return str(Path(*fullname.split("."))) + ".so"
         return str(super().get_ext_filename(fullname))
 
@@ -60,6 +63,12 @@ extensions = [
         sources=_sources("cpstoken"),
         include_dirs=["native/cpstoken"],
         libraries=["dl", "pthread"],
+        **common,
+    ),
+    Extension(
+        "cps_middleware._ifdpinpad",
+        sources=_sources("pinpad"),
+        libraries=["pthread"],
         **common,
     ),
 ]

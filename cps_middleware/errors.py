@@ -46,6 +46,7 @@ __all__ = [
     "NssToolsMissing",
     "PcscError",
     "PcscServiceUnavailable",
+    "PinEntryCancelled",
     "PinError",
     "PinFormatError",
     "PinIncorrect",
@@ -367,6 +368,16 @@ class PukIncorrect(PinError):
 class PukLocked(PinError):
     """The unblocking code (PUK) is blocked too."""
     default_hint = "the unblocking code is blocked too: the card must be replaced (contact ANS)"
+
+
+class PinEntryCancelled(PinError):
+    """PIN entry on the reader's PIN pad was cancelled or timed out (CKR_FUNCTION_CANCELED):
+    the card was not asked, no try was spent."""
+
+    default_hint = (
+        "type the PIN on the reader's keypad and confirm it (OK key) before the reader "
+        "gives up, then try again: no PIN try was spent"
+    )
 
 
 OPENSC_UNBLOCK_SETTING = "user_pin_unblock_style = init_pin_in_so_session;"

@@ -134,6 +134,14 @@ MESSAGES: dict[str, Msg] = {
                                en="Wrong unblocking code (PUK)."),
     "errors.PukIncorrect.hint": Msg(fr="vérifiez le code de déblocage reçu avec la carte",
                                     en="check the unblocking code that came with the card"),
+    "errors.PinEntryCancelled": Msg(
+        fr="La saisie du code sur le clavier du lecteur a été annulée ou a expiré.",
+        en="PIN entry on the reader's keypad was cancelled or timed out."),
+    "errors.PinEntryCancelled.hint": Msg(
+        fr="tapez le code porteur sur le clavier du lecteur et validez (touche OK) sans "
+           "attendre, puis recommencez : aucun essai n'a été consommé",
+        en="type the PIN on the reader's keypad and confirm it (OK key) in time, then try "
+           "again: no PIN try was spent"),
     "errors.PukLocked": Msg(fr="Le code de déblocage est bloqué lui aussi.",
                             en="The unblocking code is blocked too."),
     "errors.PukLocked.hint": Msg(fr="la carte doit être remplacée (contactez l'ANS)",

@@ -19,6 +19,7 @@ from cps_middleware.errors import (
     CpsError,
     MechanismUnsupported,
     NotLoggedIn,
+    PinEntryCancelled,
     PinError,
     PinFormatError,
     PinIncorrect,
@@ -72,7 +73,7 @@ CKR: Final[dict[int, CkrInfo]] = {
     0x040: CkrInfo("CKR_ENCRYPTED_DATA_INVALID", _E, "the encrypted data is not valid"),
     0x041: CkrInfo("CKR_ENCRYPTED_DATA_LEN_RANGE", _E, "the encrypted data has the wrong length"),
     0x042: CkrInfo("CKR_AEAD_DECRYPT_FAILED", _E, "authenticated decryption failed"),
-    0x050: CkrInfo("CKR_FUNCTION_CANCELED", _E, "the operation was cancelled (PIN pad?)"),
+    0x050: CkrInfo("CKR_FUNCTION_CANCELED", PinEntryCancelled, PinEntryCancelled.default_hint),
     0x051: CkrInfo("CKR_FUNCTION_NOT_PARALLEL", _E, "no parallel operation on this token"),
     0x054: CkrInfo(
         "CKR_FUNCTION_NOT_SUPPORTED", _E, "the middleware does not implement this function"

@@ -36,7 +36,7 @@ from cps_middleware.testing.iasecc import (
     _tlv,
 )
 from cps_middleware.testing.pki import CardCredentials
-from cps_middleware.testing.vpcd import CPS3_AID, CPS3_ATR, VirtualCard
+from cps_middleware.testing.vpcd import CPS3_AID, CPS3_ATR, Keypad, VirtualCard
 
 __all__ = [
     "CPS3_AID",
@@ -462,6 +462,11 @@ class VirtualCps3:
     @property
     def inserted(self) -> bool:
         return self.vpcd.inserted
+
+    @property
+    def keypad(self) -> Keypad:
+        """The keys typed when the card is in a PIN-pad reader (port 35969)."""
+        return self.vpcd.keypad
 
     def insert(self, *, timeout: float = 10.0) -> None:
         """Put the card in the reader; returns once pcscd shows it."""

@@ -3,7 +3,10 @@
 The reader layout is the one of ``scripts/pcscd.sh``: one reader.conf entry
 ``Virtual PCD <base>`` per base port (35963, 35965, 35967), each giving two
 readers, ``Virtual PCD <base> 00 00`` on TCP ``base`` and ``... 00 01`` on
-``base + 1``.
+``base + 1``; and one reader *with a PIN pad*, ``CPS PIN pad 35969 00 00`` on
+TCP 35969, served by the package's own driver ``_ifdpinpad.so``
+(``native/pinpad/pinpad.c``: the vpcd protocol plus PC/SC part 10 secure PIN
+entry, the keys typed by :attr:`VirtualCard.keypad`).
 
 Each entry gets its *own copy* of ``libifdvpcd.so``: pcscd loads a driver
 library once per path and vpcd keeps its sockets in per-library globals indexed
@@ -32,9 +35,17 @@ from pathlib import Path
 from cps_middleware.errors import PcscServiceUnavailable, TestCardError
 from cps_middleware.pcsc.context import PcscContext
 
-__all__ = ["DEFAULT_BASE_PORTS", "DEFAULT_PIDFILE", "PcscDaemon", "find_vpcd_driver"]
+__all__ = [
+    "DEFAULT_BASE_PORTS",
+    "DEFAULT_PIDFILE",
+    "DEFAULT_PINPAD_PORTS",
+    "PcscDaemon",
+    "find_pinpad_driver",
+    "find_vpcd_driver",
+]
 
 DEFAULT_BASE_PORTS = (35963, 35965, 35967)
+DEFAULT_PINPAD_PORTS = (35969,)
 DEFAULT_PIDFILE = "/tmp/cps-middleware-pcscd.pid"
 
 
@@ -48,6 +59,17 @@ def find_vpcd_driver() -> Path:
         "vpcd driver (libifdvpcd.so) not found",
         hint="apt-get install vsmartcard-vpcd",
     )
+
+
+def find_pinpad_driver() -> Path | None:
+    """The package's PIN-pad reader driver (``_ifdpinpad.so``), None if not built."""
+    path = Path(__file__).resolve().parent.parent / "_ifdpinpad.so"
+    return path if path.is_file() else None
+
+
+def pinpad_reader_name(port: int) -> str:
+    """The PC/SC name of the PIN-pad reader on ``port``."""
+    return f"CPS PIN pad {port} 00 00"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -71,9 +93,11 @@ class PcscDaemon:
         self,
         *,
         base_ports: tuple[int, ...] = DEFAULT_BASE_PORTS,
+        pinpad_ports: tuple[int, ...] = DEFAULT_PINPAD_PORTS,
         pidfile: str | os.PathLike[str] | None = None,
     ) -> None:
         self.base_ports = base_ports
+        self.pinpad_ports = pinpad_ports if find_pinpad_driver() is not None else ()
         self.pidfile = Path(pidfile or os.environ.get("CPS_PCSCD_PIDFILE") or DEFAULT_PIDFILE)
         self._proc: subprocess.Popen[bytes] | None = None
         self._confdir: str | None = None
@@ -131,7 +155,8 @@ class PcscDaemon:
 
     @property
     def reader_names(self) -> list[str]:
-        return [f"Virtual PCD {b} 00 {s:02X}" for b in self.base_ports for s in (0, 1)]
+        vpcd = [f"Virtual PCD {b} 00 {s:02X}" for b in self.base_ports for s in (0, 1)]
+        return vpcd + [pinpad_reader_name(p) for p in self.pinpad_ports]
 
     # -- start / stop -------------------------------------------------------------------
 
@@ -153,6 +178,16 @@ class PcscDaemon:
                 f"CHANNELID    0x{port:X}\n"
             )
         (conf / "vpcd").write_text("\n".join(entries))
+        pad = find_pinpad_driver()
+        pads = [
+            f'FRIENDLYNAME "CPS PIN pad {port}"\n'
+            f"DEVICENAME   cps-pinpad:{port}\n"
+            f"LIBPATH      {pad}\n"
+            f"CHANNELID    {port}\n"
+            for port in self.pinpad_ports
+        ]
+        if pads:
+            (conf / "cps-pinpad").write_text("\n".join(pads))
         return conf
 
     def start(self, *, timeout: float = 5.0) -> int:

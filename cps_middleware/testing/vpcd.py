@@ -29,7 +29,7 @@ from typing import Protocol, runtime_checkable
 from cps_middleware.cards.atr import ATR_TABLE
 from cps_middleware.errors import PcscError, TestCardError
 from cps_middleware.pcsc.readers import wait_for_reader
-from cps_middleware.testing.pcscd import PcscDaemon
+from cps_middleware.testing.pcscd import DEFAULT_PINPAD_PORTS, PcscDaemon, pinpad_reader_name
 
 __all__ = [
     "CPS3_AID",
@@ -39,6 +39,7 @@ __all__ = [
     "CPS4_ATR",
     "NON_CPS_ATR",
     "CardModel",
+    "Keypad",
     "SimpleCpsCard",
     "VirtualCard",
     "vpcd_reader_name",
@@ -60,8 +61,11 @@ def vpcd_reader_name(port: int, *, base_ports: tuple[int, ...] = _VPCD_BASE_PORT
     """The PC/SC reader name of the vpcd reader listening on ``port`` (pcscd.sh layout).
 
     Each reader.conf entry ``Virtual PCD <base>`` gives two readers: slot ``00``
-    on ``base`` and slot ``01`` on ``base + 1``.
+    on ``base`` and slot ``01`` on ``base + 1``. The PIN-pad reader's port
+    (35969) gives ``CPS PIN pad 35969 00 00``.
     """
+    if port in DEFAULT_PINPAD_PORTS:
+        return pinpad_reader_name(port)
     for base in base_ports:
         if port in (base, base + 1):
             return f"Virtual PCD {base} 00 {port - base:02X}"
@@ -82,6 +86,59 @@ class CardModel(Protocol):
 
 
 _CTRL_POWER_OFF, _CTRL_POWER_ON, _CTRL_RESET, _CTRL_GET_ATR = 0, 1, 2, 4
+_CTRL_KEYPAD = 0x10  # the PIN-pad reader asks for the keys typed: 10 <timeout s>
+
+
+class Keypad:
+    """The person at a PIN-pad reader (``CPS PIN pad ...``, ``_ifdpinpad.so``).
+
+    When the middleware asks the reader for secure PIN entry, the reader reads
+    this keypad: each :meth:`type` (or :meth:`cancel`) is one entry, used by
+    one PIN request, in order; with none queued the reader waits up to its
+    timeout and then answers "timeout" (SW 64 00), as a real PIN pad does.
+    The digits go to the reader driver, never to the middleware.
+    """
+
+    _CANCEL = b"\x1b"
+
+    def __init__(self) -> None:
+        self._entries: list[bytes] = []
+        self._cond = threading.Condition()
+        self.requests = 0  #: PIN requests the reader made (answered or timed out)
+        self.max_wait: float | None = None  #: cap on the reader's timeout (tests), seconds
+
+    def type(self, digits: str) -> None:
+        """Queue one PIN entry: the digits, then the OK key."""
+        with self._cond:
+            self._entries.append(digits.encode("ascii"))
+            self._cond.notify_all()
+
+    def cancel(self) -> None:
+        """Queue one press of the cancel key."""
+        with self._cond:
+            self._entries.append(self._CANCEL)
+            self._cond.notify_all()
+
+    def walk_away(self) -> None:
+        """Queue one request left unanswered: the reader times out at once."""
+        with self._cond:
+            self._entries.append(b"")
+            self._cond.notify_all()
+
+    @property
+    def pending(self) -> int:
+        """Entries typed and not yet read by the reader."""
+        with self._cond:
+            return len(self._entries)
+
+    def _read(self, timeout: float) -> bytes:
+        if self.max_wait is not None:
+            timeout = min(timeout, self.max_wait)
+        with self._cond:
+            self.requests += 1
+            if not self._cond.wait_for(lambda: bool(self._entries), timeout=timeout):
+                return b""  # nothing typed in time: the reader answers "timeout"
+            return self._entries.pop(0)
 
 
 class VirtualCard:
@@ -113,6 +170,7 @@ class VirtualCard:
         self._lock = threading.Lock()
         self.powered = False
         self.error: BaseException | None = None  #: an exception raised by the model, if any
+        self.keypad = Keypad()  #: the keys typed on a PIN-pad reader
 
     # -- insertion ----------------------------------------------------------------
 
@@ -189,6 +247,9 @@ class VirtualCard:
                     return
                 if len(msg) == 1:
                     self._control(sock, msg[0])
+                    continue
+                if len(msg) == 2 and msg[0] == _CTRL_KEYPAD:  # only the PIN-pad reader
+                    _send_message(sock, self.keypad._read(float(msg[1])))
                     continue
                 try:
                     response = self.model.process(msg)
