@@ -380,18 +380,21 @@ class PinEntryCancelled(PinError):
     )
 
 
-OPENSC_UNBLOCK_SETTING = "user_pin_unblock_style = init_pin_in_so_session;"
+OPENSC_UNBLOCK_SETTING = "user_pin_unblock_style = set_pin_in_unlogged_session;"
+OPENSC_UNBLOCK_SETTING_NO_PUK_OBJECT = "user_pin_unblock_style = init_pin_in_so_session;"
 
 
 class UnblockNotSupported(PinError):
     """The middleware refuses to unblock the holder PIN through PKCS#11 as configured
-    (OpenSC without ``user_pin_unblock_style = init_pin_in_so_session``)."""
+    (OpenSC without ``user_pin_unblock_style``)."""
 
     default_hint = (
-        "OpenSC unblocks a PIN (C_InitPIN in an SO session) only when its configuration "
-        f"says `{OPENSC_UNBLOCK_SETTING}` in the `app opensc-pkcs11 {{ pkcs11 {{ ... }} }}` "
-        "block of the file OPENSC_CONF names (default /etc/opensc/opensc.conf); it reads "
-        "it when the module starts, so add the setting and restart the application. "
+        "OpenSC unblocks a PIN through PKCS#11 only when its configuration says how: "
+        f"`{OPENSC_UNBLOCK_SETTING}` for a CPS3 as issued (its unblocking code is "
+        f"listed on the card), `{OPENSC_UNBLOCK_SETTING_NO_PUK_OBJECT}` for a card that "
+        "does not list it, in the `app opensc-pkcs11 { pkcs11 { ... } }` block of the "
+        "file OPENSC_CONF names (default /etc/opensc/opensc.conf); it reads it when the "
+        "module starts, so add the setting and restart the application. "
         "The ANS middleware (Cryptolib CPS) has no such limit"
     )
 

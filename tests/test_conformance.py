@@ -129,7 +129,9 @@ def test_puk_unblock_then_pin_change(cps_backend: Backend, card: CpsCard) -> Non
     assert card.pin_status == PinStatus.LOCKED
     if cps_backend.middleware == "OpenSC":
         # OpenSC unblocks through PKCS#11 only when configured to
-        # (user_pin_unblock_style), which its default configuration is not.
+        # (user_pin_unblock_style), which its default configuration is not; with
+        # set_pin_in_unlogged_session the library unblocks a CPS3 as issued
+        # (test_pkcs11_opensc.py::test_unblock_a_cps3_as_issued_through_opensc).
         with pytest.raises(UnblockNotSupported):
             card.token.unblock(Puk(cps_backend.puk), Pin("5678"))
         assert cps_backend.pin_tries_left() == 0

@@ -15,6 +15,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -156,7 +157,62 @@ def test_unblock_on_opensc_without_the_setting_says_what_to_configure(
                          timeout=120, env={**os.environ, "OPENSC_CONF": str(conf)})  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     hint = out.stdout.strip()
-    assert "user_pin_unblock_style = init_pin_in_so_session" in hint
+    assert "user_pin_unblock_style = set_pin_in_unlogged_session" in hint  # a CPS3 as issued
+    assert "init_pin_in_so_session" in hint  # a card that does not list its PUK (this one)
     assert "OPENSC_CONF" in hint and "ANS middleware" in hint and "no such limit" in hint
     assert cps_iasecc_cps3.pin_tries_left == 0  # still blocked, nothing pretended
     assert cps_iasecc_cps3.puk_tries_left == 10  # the right PUK spent nothing
+
+
+UNLOGGED_UNBLOCK_CONF = """\
+app default {
+    framework pkcs15 { }
+}
+app opensc-pkcs11 {
+    pkcs11 {
+        user_pin_unblock_style = set_pin_in_unlogged_session;
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("configured", [True, False], ids=["configured", "default-conf"])
+def test_unblock_a_cps3_as_issued_through_opensc(
+    cps_opensc_module: str, cps_iasecc_cps3_factory: Any, tmp_path: Path, configured: bool
+) -> None:
+    """A CPS3 as issued lists its unblocking code (the PUK object the ANS module
+    needs): OpenSC then refuses C_InitPIN in an SO session whatever its setting,
+    and unblocks only with C_SetPIN(PUK, new) in an unlogged session when configured
+    with set_pin_in_unlogged_session. The library takes that path by itself; with
+    OpenSC's default configuration the PIN stays blocked, no try of either code is
+    spent, and the hint names the setting."""
+    card = cps_iasecc_cps3_factory(serial="2800000313")  # the default image: PUK listed
+    assert card.layout.puk_in_aodf
+    card.block_pin()
+    conf = tmp_path / "opensc.conf"
+    conf.write_text(UNLOGGED_UNBLOCK_CONF if configured else NO_UNBLOCK_CONF)
+    script = textwrap.dedent(f"""
+        from cps_middleware.errors import UnblockNotSupported
+        from cps_middleware.pkcs11 import Pin, PinStatus, Puk, load_module
+        token = load_module({cps_opensc_module!r}).open_token(serial={card.objects.serial!r})
+        try:
+            token.unblock(Puk({card.puk!r}), Pin("2468"))
+        except UnblockNotSupported as exc:
+            print("refused", exc.hint)
+        else:
+            assert token.pin_status is PinStatus.OK, token.pin_status
+            token.login(Pin("2468"))
+            print("unblocked")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "OPENSC_CONF": str(conf)})  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert card.puk_tries_left == 10
+    if configured:
+        assert out.stdout.strip() == "unblocked"
+        assert card.pin_tries_left == 3
+        assert card.card.pin(card.layout.pin_ref).value == b"2468"
+    else:
+        assert out.stdout.startswith("refused")
+        assert "set_pin_in_unlogged_session" in out.stdout
+        assert card.pin_tries_left == 0  # the PUK checked as the PIN of a blocked PIN: nothing

@@ -150,10 +150,14 @@ MESSAGES: dict[str, Msg] = {
         fr="Le logiciel de la carte, tel qu'il est configuré, ne débloque pas le code porteur.",
         en="The card middleware, as configured, does not unblock the PIN."),
     "errors.UnblockNotSupported.hint": Msg(
-        fr="pour OpenSC, ajoutez « user_pin_unblock_style = init_pin_in_so_session; » à sa "
-           "configuration ; le logiciel de l'ANS n'a pas cette limite",
-        en="for OpenSC, add 'user_pin_unblock_style = init_pin_in_so_session;' to its "
-           "configuration; the ANS middleware has no such limit"),
+        fr="pour OpenSC, ajoutez « user_pin_unblock_style = set_pin_in_unlogged_session; » "
+           "à sa configuration (une CPS3 telle qu'émise ; « init_pin_in_so_session » pour "
+           "une carte qui ne décrit pas son code de déblocage), puis relancez l'application ; "
+           "le logiciel de l'ANS n'a pas cette limite",
+        en="for OpenSC, add 'user_pin_unblock_style = set_pin_in_unlogged_session;' to its "
+           "configuration (a CPS3 as issued; 'init_pin_in_so_session' for a card that does "
+           "not list its unblocking code), then restart the application; the ANS middleware "
+           "has no such limit"),
     "errors.SelectionError": Msg(fr="Aucun certificat de la carte ne convient.",
                                  en="No certificate on the card fits."),
     "errors.SelectionError.hint": Msg(fr="vérifiez la carte et les critères de choix",

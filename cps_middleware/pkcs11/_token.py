@@ -683,7 +683,9 @@ class Token:
         Raises PukIncorrect (``tries_left`` when the flags tell), PukLocked, or
         FinalTryRefused when one PUK try is left and ``allow_final_try`` is not set;
         UnblockNotSupported when OpenSC is not configured to unblock (its hint says
-        the setting to add).
+        the setting to add). Through OpenSC, a card that lists its unblocking code
+        (a CPS3 as issued) is unblocked with C_SetPIN(PUK, new PIN) in an unlogged
+        session when C_InitPIN is refused (``set_pin_in_unlogged_session``).
         """
         if not isinstance(puk, Puk) or not isinstance(new_pin, Pin):
             raise PinFormatError("give a cps_middleware.pkcs11.Puk and a Pin")
@@ -721,17 +723,13 @@ class Token:
                         "C_InitPIN", ctypes.c_ulong(session.handle), n, len(n)
                     )
                     del n
-                    if rv == CKR_FUNCTION_NOT_SUPPORTED and self._is_opensc():
-                        raise UnblockNotSupported(
-                            f"OpenSC refused to unblock the holder PIN of {self.label!r}: "
-                            "it is not configured to (the PIN is still blocked)",
-                            function="C_InitPIN", code=rv, code_name=_ckr.code_name(rv),
-                            module=mod,
-                        )  # fmt: skip
-                    if rv != CKR_OK:
+                    opensc_refused = rv == CKR_FUNCTION_NOT_SUPPORTED and self._is_opensc()
+                    if rv != CKR_OK and not opensc_refused:
                         raise _ckr.error_for(rv, function="C_InitPIN", module=mod)
                 finally:
                     self._module._raw_call("C_Logout", ctypes.c_ulong(session.handle))
+                if opensc_refused:
+                    self._unblock_unlogged(puk, new_pin, pin_locked=flags.user_pin_locked)
             except CpsError as exc:
                 self._handle(exc)
                 raise
@@ -739,6 +737,38 @@ class Token:
                 with contextlib.suppress(CpsError):
                     self._module._call("C_CloseSession", session.close)
             log.info("holder PIN of %r unblocked", self.label)
+
+    def _unblock_unlogged(self, puk: Puk, new_pin: Pin, *, pin_locked: bool) -> None:
+        """OpenSC's other unblock: C_SetPIN(PUK, new PIN) in a session nobody is logged
+        in to — what OpenSC does for a card that lists its unblocking code as a
+        PKCS#15 object (a CPS3 as issued) when configured with
+        ``user_pin_unblock_style = set_pin_in_unlogged_session``. Without that setting
+        OpenSC takes the call for a PIN change and checks the PUK as the *PIN*: tried
+        only when the PIN is blocked, where that check spends nothing (the card
+        answers "blocked"). The PUK was checked right by the SO login before."""
+        mod = self._module.resolved_path
+        rv = CKR_FUNCTION_NOT_SUPPORTED
+        if pin_locked:
+            session = self._open(rw=True)
+            try:
+                p, n = puk._reveal(), new_pin._reveal()
+                rv = self._module._raw_call(
+                    "C_SetPIN", ctypes.c_ulong(session.handle), p, len(p), n, len(n)
+                )
+                del p, n
+            finally:
+                with contextlib.suppress(CpsError):
+                    self._module._call("C_CloseSession", session.close)
+            if rv == CKR_OK:
+                return
+            if rv not in (CKR_PIN_LOCKED, CKR_FUNCTION_NOT_SUPPORTED):
+                raise _ckr.error_for(rv, function="C_SetPIN", module=mod)
+        raise UnblockNotSupported(
+            f"OpenSC refused to unblock the holder PIN of {self.label!r}: it is not "
+            "configured to (the PIN is still blocked)",
+            function="C_InitPIN", code=CKR_FUNCTION_NOT_SUPPORTED,
+            code_name=_ckr.code_name(CKR_FUNCTION_NOT_SUPPORTED), module=mod,
+        )  # fmt: skip
 
     def _is_opensc(self) -> bool:
         m = self._module
