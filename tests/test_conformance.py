@@ -14,6 +14,7 @@ import json
 import os
 import ssl
 import threading
+import time
 import urllib.request
 
 import jwt
@@ -250,6 +251,40 @@ def test_card_pulled_mid_session_then_put_back(cps_backend: Backend, card: CpsCa
     with pytest.raises((CardRemoved, NotLoggedIn)):
         key.sign(b"after", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[arg-type]
     assert not card.is_logged_in
+    _login(card, cps_backend)
+    sig = key.sign(b"after", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[arg-type]
+    _verify(cps_backend, "auth", sig, b"after", hashes.SHA256())
+
+
+# The command that computes a signature, whatever the card and module choose:
+# INTERNAL AUTHENTICATE (88) or a PERFORM SECURITY OPERATION (2A: compute digital
+# signature, or decipher — the ANS module signs with a CPS4's authentication key
+# through a chained PSO DECIPHER), on any logical channel.
+def _signing_command(apdu: bytes) -> bool:
+    return len(apdu) >= 4 and apdu[1] in (0x88, 0x2A)
+
+
+def test_card_pulled_while_it_signs_then_put_back(cps_backend: Backend, card: CpsCard) -> None:
+    """The holder pulls the card while the reader waits for the signature. Both real
+    modules answer CKR_GENERAL_ERROR and see the card gone only at pcscd's next poll
+    (0.3-0.5 s later): the library looks, and raises CardRemoved — not "the
+    middleware failed" — without hanging; after putting the card back, one login
+    signs again."""
+    if cps_backend.pull_on is None:
+        pytest.skip("the test token has no card commands to interrupt")
+    _login(card, cps_backend)
+    key = card.private_key("auth")
+    key.sign(b"before", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[arg-type]
+    cps_backend.pull_on(_signing_command)
+    t0 = time.monotonic()
+    with pytest.raises(CardRemoved) as pulled:
+        key.sign(b"while pulled", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[arg-type]
+    assert time.monotonic() - t0 < 5
+    assert pulled.value.function == "C_Sign"
+    assert not card.is_logged_in
+    cps_backend.put_back()
+    with pytest.raises((CardRemoved, NotLoggedIn)):
+        key.sign(b"after", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[arg-type]
     _login(card, cps_backend)
     sig = key.sign(b"after", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[arg-type]
     _verify(cps_backend, "auth", sig, b"after", hashes.SHA256())

@@ -701,6 +701,13 @@ class Module:
             self._check("C_GetSlotInfo", _ulong(slot_id), ctypes.byref(slot))
             return self._token_info(slot_id, slot)
 
+    def slot_has_token(self, slot_id: int) -> bool:
+        """Whether the slot holds a token now (C_GetSlotInfo, CKF_TOKEN_PRESENT)."""
+        with self._lock:
+            slot = _CkSlotInfo()
+            self._check("C_GetSlotInfo", _ulong(slot_id), ctypes.byref(slot))
+            return bool(slot.flags & 0x1)
+
     def _slot_ids(self, token_present: bool) -> list[int]:
         with self._lock:
             for _ in range(3):  # the list may grow between the two calls (a reader plugged)

@@ -30,6 +30,7 @@ import contextlib
 import ctypes
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -152,6 +153,13 @@ class _Pooled:
 _REFUSALS: Final = frozenset({0x54, 0x63, 0x68, 0x70})
 CKR_GENERAL_ERROR: Final = 0x05
 CKR_DATA_INVALID: Final = 0x20
+# What both real modules answer when the card is pulled while the reader waits for
+# its answer (general error; function failed and device error from other drivers)
+_CARD_MAY_BE_GONE: Final = frozenset({0x05, 0x06, 0x30})
+# pcscd notices a pulled card at its next poll of the reader (0.3-0.5 s seen)
+_GONE_WAIT: Final = 0.8
+# CKR_SESSION_CLOSED, CKR_SESSION_HANDLE_INVALID, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT
+_SESSION_GONE: Final = frozenset({0xB0, 0xB3, 0x32, 0xE0})
 _HASH_AND_SIGN: Final = frozenset({0x06, 0x0E, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47})
 _RAW_RSA: Final = frozenset({0x1, 0x3})  # CKM_RSA_PKCS, CKM_RSA_X_509: the input tells the hash
 _CKU_CONTEXT_SPECIFIC: Final = 2
@@ -1115,6 +1123,13 @@ class Token:
             with self._lock:
                 self._refused.setdefault((key.label, key.id), {})[(mechanism, variant)] = exc.code
             return self._refusal(function, key, mechanism, exc.code, exc.code_name)
+        if exc.code in _CARD_MAY_BE_GONE and self._pulled_out():
+            removed = CardRemoved(
+                f"card {self.label!r} was pulled out during {function}",
+                function=function, code=exc.code, code_name=exc.code_name, module=exc.module,
+            )  # fmt: skip
+            self._handle(removed)
+            return removed
         if exc.code == CKR_USER_NOT_LOGGED_IN:
             with self._lock:
                 was = self._logged_in
@@ -1129,6 +1144,29 @@ class Token:
                 )  # fmt: skip
         self._handle(exc)
         return exc
+
+    def _pulled_out(self) -> bool:
+        """After a card operation failed for no stated reason: is the card gone? The
+        modules learn it from pcscd, which notices at its next poll of the reader,
+        so look for a little while (an error path only)."""
+        deadline = time.monotonic() + _GONE_WAIT
+        info = (ctypes.c_ulong * 4)()  # CK_SESSION_INFO
+        while True:
+            try:
+                if not self._module.slot_has_token(self._slot_id):
+                    return True
+            except CpsError:
+                return True  # the slot itself is gone (reader unplugged)
+            main = self._main
+            if main is not None:  # the ANS module drops the sessions before the slot
+                rv = self._module._raw_call(
+                    "C_GetSessionInfo", ctypes.c_ulong(main.handle), info
+                )
+                if rv in _SESSION_GONE:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     def _refusal(
         self, function: str, key: KeyRef, mechanism: int, code: int, code_name: str | None

@@ -39,8 +39,8 @@ class Backend:
     """One middleware driving one card, with what a scenario needs to act on the card.
 
     ``middleware`` is ``"test token"``, ``"OpenSC"`` or ``"ANS"``; the
-    ``*_tries_left`` / ``pull`` / ``put_back`` / ``set_pin_tries`` callables act on
-    the card itself (not through the middleware).
+    ``*_tries_left`` / ``pull`` / ``put_back`` / ``set_pin_tries`` / ``pull_on``
+    callables act on the card itself (not through the middleware).
     """
 
     name: str
@@ -57,6 +57,9 @@ class Backend:
     set_pin_tries: Callable[[int], None]
     pin_tries_left: Callable[[], int]
     puk_tries_left: Callable[[], int]
+    #: pull the card when a command APDU matches, before the card answers it (virtual
+    #: cards; None for the test token, which has no APDUs)
+    pull_on: Callable[[Callable[[bytes], bool]], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def open(self) -> Any:
@@ -109,7 +112,7 @@ def _virtual_cps3(
         sign_certificate=card.objects.sign_certificate,
         pull=card.remove, put_back=card.insert, set_pin_tries=card.set_pin_tries,
         pin_tries_left=lambda: card.pin_tries_left, puk_tries_left=lambda: card.puk_tries_left,
-        extra={"card": card},
+        pull_on=card.vpcd.pull_on, extra={"card": card},
     )  # fmt: skip
 
 

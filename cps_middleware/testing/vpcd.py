@@ -21,7 +21,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, runtime_checkable
@@ -171,6 +171,7 @@ class VirtualCard:
         self.powered = False
         self.error: BaseException | None = None  #: an exception raised by the model, if any
         self.keypad = Keypad()  #: the keys typed on a PIN-pad reader
+        self._pull_on: Callable[[bytes], bool] | None = None
 
     # -- insertion ----------------------------------------------------------------
 
@@ -225,6 +226,21 @@ class VirtualCard:
         if wait:
             wait_for_reader(self.reader, card_present=False, timeout=timeout)
 
+    def pull_on(self, command: Callable[[bytes], bool]) -> None:
+        """Pull the card out the next time a command APDU for which ``command`` is
+        true arrives: the card never answers it (a holder who pulls the card while
+        the reader waits for the answer). Once; :meth:`insert` puts it back."""
+        self._pull_on = command
+
+    def _pulled_mid_command(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._sock is sock:
+                self._sock = self._thread = None
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        self.powered = False
+
     def __enter__(self) -> VirtualCard:
         self.insert()
         return self
@@ -251,6 +267,11 @@ class VirtualCard:
                 if len(msg) == 2 and msg[0] == _CTRL_KEYPAD:  # only the PIN-pad reader
                     _send_message(sock, self.keypad._read(float(msg[1])))
                     continue
+                pull, self._pull_on = self._pull_on, None
+                if pull is not None and pull(msg):
+                    self._pulled_mid_command(sock)
+                    return
+                self._pull_on = pull
                 try:
                     response = self.model.process(msg)
                 except Exception as exc:  # a bug in a model must not hang pcscd's reader
