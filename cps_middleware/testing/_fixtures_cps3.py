@@ -74,10 +74,10 @@ def cps_iasecc_cps3_factory(
         port = virtual_cps3_port() if port is None else port
         key = (port, repr(sorted(image.items())))
         card = made.get(key)
+        for (p, _), other in made.items():  # one card per reader
+            if p == port and other is not card and other.inserted:
+                other.remove()
         if card is None:
-            for (p, _), other in made.items():  # one card per reader
-                if p == port and other.inserted:
-                    other.remove()
             card = VirtualCps3(
                 cps_iasecc_cps3_credentials, port=port, reader=virtual_cps3_reader(port), **image
             )

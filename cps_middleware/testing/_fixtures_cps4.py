@@ -91,10 +91,10 @@ class VirtualCps4Factory:
         port = virtual_cps4_port() if port is None else port
         key = (port, repr(sorted(image.items())))
         card = self._made.get(key)
+        for (p, _), other in self._made.items():  # one card per reader
+            if p == port and other is not card and other.inserted:
+                other.remove()
         if card is None:
-            for (p, _), other in self._made.items():  # one card per reader
-                if p == port and other.inserted:
-                    other.remove()
             card = VirtualCps4(self._credentials, port=port, reader=vpcd_reader_name(port),
                                **image)  # fmt: skip
             self._made[key] = card
