@@ -233,9 +233,14 @@ def _can_unshare() -> bool:
 
 
 def _demo_in_namespaces(*argv: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
-    """``cps demo`` in fresh mount and network namespaces: no pcscd socket, free vpcd ports."""
+    """``cps demo`` in fresh mount and network namespaces: no pcscd socket, free vpcd ports.
+
+    With ``path`` (a PATH without pcscd), the sbin copies of pcscd are hidden too
+    (the demo also looks there: an ordinary user's PATH lacks sbin)."""
     os.makedirs("/run/pcscd", exist_ok=True)
-    script = ("ip link set lo up && mount -t tmpfs tmpfs /run/pcscd && "
+    hide = ("for f in /usr/local/sbin/pcscd /usr/sbin/pcscd /sbin/pcscd; do "
+            'if [ -e "$f" ]; then mount --bind /dev/null "$f"; fi; done && ') if path else ""
+    script = (f"ip link set lo up && {hide}mount -t tmpfs tmpfs /run/pcscd && "
               f"exec {sys.executable} -m cps_middleware.cli demo " + " ".join(argv))
     env = {k: v for k, v in os.environ.items() if k != "CPS_TEST_CARDS_DIR"}
     env.update(COLUMNS="200", **({"PATH": path} if path else {}))

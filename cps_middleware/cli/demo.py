@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 from cps_middleware import errors
@@ -116,10 +115,10 @@ class _Demo:
 
     def _cannot_start_pcscd(self) -> tuple[str, str] | None:
         """Why this process cannot start pcscd with vpcd readers (what, how), or ``None``."""
-        from cps_middleware.testing.pcscd import find_vpcd_driver
+        from cps_middleware.testing.pcscd import find_pcscd, find_vpcd_driver
 
         io = self.io
-        if shutil.which("pcscd") is None:
+        if find_pcscd() is None:
             return io.t("demo.why_no_pcscd"), io.t("demo.how_install")
         try:
             find_vpcd_driver()

@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_PIDFILE",
     "DEFAULT_PINPAD_PORTS",
     "PcscDaemon",
+    "find_pcscd",
     "find_pinpad_driver",
     "find_vpcd_driver",
 ]
@@ -59,6 +60,13 @@ def find_vpcd_driver() -> Path:
         "vpcd driver (libifdvpcd.so) not found",
         hint="apt-get install vsmartcard-vpcd",
     )
+
+
+def find_pcscd() -> str | None:
+    """The pcscd program: on PATH, else in the sbin folders an ordinary user's PATH
+    lacks (Debian installs it as /usr/sbin/pcscd)."""
+    extra = os.pathsep.join(("/usr/local/sbin", "/usr/sbin", "/sbin"))
+    return shutil.which("pcscd", path=os.environ.get("PATH", os.defpath) + os.pathsep + extra)
 
 
 def find_pinpad_driver() -> Path | None:
@@ -197,13 +205,14 @@ class PcscDaemon:
                 f"pcscd already runs (PID {self.pid})",
                 hint="stop it first, or use the running one",
             )
-        if shutil.which("pcscd") is None:
+        pcscd = find_pcscd()
+        if pcscd is None:
             raise TestCardError("pcscd not found", hint="apt-get install pcscd")
         self._confdir = tempfile.mkdtemp(prefix="cps-pcscd-")
         conf = self.write_config(self._confdir)
         Path("/run/pcscd").mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
-            ["pcscd", "--foreground", "--config", str(conf)],
+            [pcscd, "--foreground", "--config", str(conf)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
