@@ -139,8 +139,9 @@ def test_cps_demo_as_an_ordinary_user(wheel: Path, pcscd: bool) -> None:
         argv = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
                 "--clear-groups", str(py.parent / "cps"), "demo"]  # fmt: skip
         if not pcscd:
-            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                    'mount -t tmpfs -o mode=755 tmpfs /run/pcscd && exec "$@"', "sh", *argv]  # fmt: skip
+            hide_socket = 'mount -t tmpfs -o mode=755 tmpfs /run/pcscd && exec "$@"'
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", hide_socket,
+                    "sh", *argv]  # fmt: skip
         proc = subprocess.run(argv, cwd=home, env=env, capture_output=True, text=True,
                               timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
