@@ -201,3 +201,45 @@ def test_a_malformed_pin_pad_request_is_an_error_not_a_hang(pad_card: VirtualCps
         SCardDisconnect(handle, SCARD_LEAVE_CARD)
     finally:
         SCardReleaseContext(ctx)
+
+
+def test_cps_testcard_virtual_pin_pad_prompts_for_the_pin(
+    cps_pcscd: object, cps_opensc_module: str, tmp_path: Path
+) -> None:
+    """``cps testcard create --virtual --pin-pad``: the card in the PIN-pad reader; when
+    the middleware logs in on the pad, the command asks the person for the PIN (here
+    its standard input: no terminal) and the reader presents it."""
+    if pinpad_reader_name(PAD_PORT) not in _pad_readers():
+        pytest.skip("the running pcscd has no PIN-pad reader: restart it")
+    conf = tmp_path / "opensc.conf"
+    conf.write_text(OPENSC_CONF)
+    env = {**os.environ, "OPENSC_CONF": str(conf)}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "cps_middleware.cli", "--lang", "en", "testcard", "create",
+         "--virtual", "--pin-pad", "--json"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, env=env,
+    )  # fmt: skip
+    try:
+        assert serve.stdout is not None and serve.stdin is not None
+        info = json.loads(serve.stdout.readline())
+        assert info["reader"] == pinpad_reader_name(PAD_PORT) and info["port"] == PAD_PORT
+        serve.stdin.write("0000\n" + info["pin"] + "\n")  # a wrong PIN, then the right one
+        serve.stdin.flush()
+        listing = subprocess.run(["pkcs11-tool", "--module", cps_opensc_module, "-L"],
+                                 capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+        slot = next(line.split("(")[1].split(")")[0] for line in listing.stdout.splitlines()
+                    if pinpad_reader_name(PAD_PORT) in line)  # fmt: skip
+        runs = [subprocess.run(["pkcs11-tool", "--module", cps_opensc_module, "--slot", slot,
+                                "--login", "--list-objects", "--type", "privkey"],
+                               capture_output=True, text=True, env=env, timeout=60)
+                for _ in range(2)]  # fmt: skip
+        assert runs[0].returncode != 0 and "CKR_PIN_INCORRECT" in runs[0].stderr
+        assert runs[1].returncode == 0, runs[1].stderr
+        assert "Private Key Object" in runs[1].stdout
+        assert info["pin"] not in runs[1].stdout + runs[1].stderr  # the pad presented it
+    finally:
+        serve.terminate()
+        _, err = serve.communicate(timeout=30)
+    assert serve.returncode == 0, err
+    assert err.count("The PIN-pad reader asks for the PIN") == 2

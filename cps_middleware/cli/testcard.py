@@ -58,8 +58,11 @@ def register(sub: Subparsers) -> None:
                    help="a virtual card in a vpcd reader, served until Ctrl-C or SIGTERM: "
                    "an IAS-ECC CPS3 (OpenSC, the ANS middleware) or, with --generation CPS4, "
                    "a ChipDoc CPS4 (the ANS middleware 5.2 or later)")
-    t.add_argument("--port", type=tcp_port(), default=35965,
+    t.add_argument("--port", type=tcp_port(), default=None,
                    help="vpcd port of the reader for --virtual (default: 35965)")
+    t.add_argument("--pin-pad", action="store_true",
+                   help="with --virtual: the reader with a PIN pad (port 35969); when the "
+                   "middleware asks for the PIN on the pad, this command prompts for it")
     t.add_argument("--json", action="store_true",
                    help="print the card as JSON (--virtual: one line, once the card is in)")
     t = add_command(tsub, "list", help="list the test cards")
@@ -80,6 +83,10 @@ def cmd_testcard(args: argparse.Namespace, io: Io) -> int:
     if args.testcard_cmd == "create":
         if args.virtual:
             return _serve_virtual_cps3(args, io)
+        for given, what in ((args.pin_pad, "--pin-pad"), (args.port is not None, "--port")):
+            if given:
+                io.stderr.write(io.t("cli.needs_virtual", option=what) + "\n")
+                return EXIT_USAGE
         card = CpsTestCard(
             cards_dir, name=args.name, generation=args.generation,
             latency_ms=args.latency_ms, holder=_test_holder(args), pin=args.pin, puk=args.puk,
@@ -223,6 +230,23 @@ def _virtual_reader(args: argparse.Namespace) -> str:
     return str(reader.name)
 
 
+def _pin_pad_prompt(io: Io) -> Callable[[float], str]:
+    """What a person types on the virtual reader's PIN pad, asked on this terminal
+    (no echo; an empty line is the cancel key)."""
+    import getpass
+
+    def ask(timeout: float) -> str:
+        io.stderr.write(io.t("cli.virtual_pinpad_asks", seconds=int(timeout)) + "\n")
+        io.stderr.flush()
+        digits = getpass.getpass(io.t("cli.virtual_pinpad_prompt"))
+        if digits and not (digits.isdigit() and digits.isascii()):
+            io.stderr.write(io.t("cli.virtual_pinpad_digits") + "\n")
+            return ""
+        return digits
+
+    return ask
+
+
 def _serve_virtual_cps3(args: argparse.Namespace, io: Io) -> int:
     """`cps testcard create --virtual`: a virtual CPS3 or CPS4 in a vpcd reader until a signal."""
     import os
@@ -240,6 +264,13 @@ def _serve_virtual_cps3(args: argparse.Namespace, io: Io) -> int:
         if given:
             io.stderr.write(io.t("cli.virtual_conflict", option=what) + "\n")
             return EXIT_USAGE
+    from cps_middleware.testing.pcscd import DEFAULT_PINPAD_PORTS
+
+    if args.port is None:
+        args.port = DEFAULT_PINPAD_PORTS[0] if args.pin_pad else 35965
+    elif args.pin_pad and args.port not in DEFAULT_PINPAD_PORTS:
+        io.stderr.write(io.t("cli.virtual_pinpad_port", port=DEFAULT_PINPAD_PORTS[0]) + "\n")
+        return EXIT_USAGE
     holder = _test_holder(args)
     reader = _virtual_reader(args)
     gen = args.generation
@@ -262,6 +293,8 @@ def _serve_virtual_cps3(args: argparse.Namespace, io: Io) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda signum, _frame: stop.append(signum))
+    if args.pin_pad:
+        card.keypad.source = _pin_pad_prompt(io)
     try:
         card.insert()
         try:

@@ -86,6 +86,25 @@ MESSAGES: dict[str, Msg] = {
            "virtuelle n'a pas de nom et est servie au premier plan)",
         en="cps testcard create: error: {option} cannot be used with --virtual (a virtual "
            "card has no name and is served in the foreground)"),
+    "cli.needs_virtual": Msg(
+        fr="cps testcard create : erreur : {option} ne va qu'avec --virtual (une carte "
+           "virtuelle dans un lecteur)",
+        en="cps testcard create: error: {option} goes only with --virtual (a virtual card "
+           "in a reader)"),
+    "cli.virtual_pinpad_port": Msg(
+        fr="cps testcard create : erreur : --pin-pad utilise le lecteur à clavier du port "
+           "{port}",
+        en="cps testcard create: error: --pin-pad uses the PIN-pad reader of port {port}"),
+    "cli.virtual_pinpad_asks": Msg(
+        fr="Le lecteur à clavier demande le code porteur (il attend {seconds} s).",
+        en="The PIN-pad reader asks for the PIN (it waits {seconds} s)."),
+    "cli.virtual_pinpad_prompt": Msg(
+        fr="Code porteur sur le clavier du lecteur (rien ne s'affiche ; Entrée seule = "
+           "Annuler) : ",
+        en="PIN on the reader's keypad (nothing is shown; Enter alone = Cancel): "),
+    "cli.virtual_pinpad_digits": Msg(
+        fr="Le clavier du lecteur n'a que des chiffres : saisie annulée.",
+        en="The reader's keypad has digits only: entry cancelled."),
     "cli.virtual_in": Msg(
         fr="{generation} virtuelle dans {reader} (port vpcd {port}) : jeton {label}, n° de "
            "série {serial}",

@@ -224,6 +224,9 @@ MESSAGES: dict[str, Msg] = {
     "help.h70": Msg(
         fr='port vpcd du lecteur pour --virtual (par défaut : 35965)',
         en='vpcd port of the reader for --virtual (default: 35965)'),
+    "help.h70b": Msg(
+        fr="avec --virtual : le lecteur à clavier (port 35969) ; quand le logiciel demande le code porteur sur le clavier, cette commande le demande",
+        en="with --virtual: the reader with a PIN pad (port 35969); when the middleware asks for the PIN on the pad, this command prompts for it"),
     "help.h71": Msg(
         fr='afficher la carte en JSON (--virtual : une ligne, une fois la carte insérée)',
         en='print the card as JSON (--virtual: one line, once the card is in)'),

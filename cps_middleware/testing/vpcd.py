@@ -106,6 +106,9 @@ class Keypad:
         self._cond = threading.Condition()
         self.requests = 0  #: PIN requests the reader made (answered or timed out)
         self.max_wait: float | None = None  #: cap on the reader's timeout (tests), seconds
+        #: when set, asked for each PIN request instead of the queue (``cps testcard
+        #: create --virtual --pin-pad`` prompts a person): digits, "" to cancel
+        self.source: Callable[[float], str] | None = None
 
     def type(self, digits: str) -> None:
         """Queue one PIN entry: the digits, then the OK key."""
@@ -134,6 +137,11 @@ class Keypad:
     def _read(self, timeout: float) -> bytes:
         if self.max_wait is not None:
             timeout = min(timeout, self.max_wait)
+        source = self.source
+        if source is not None:
+            self.requests += 1
+            digits = source(timeout)
+            return digits.encode("ascii") if digits else self._CANCEL
         with self._cond:
             self.requests += 1
             if not self._cond.wait_for(lambda: bool(self._entries), timeout=timeout):
