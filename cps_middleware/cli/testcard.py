@@ -239,7 +239,7 @@ def _pin_pad_prompt(io: Io) -> Callable[[float], str]:
         io.stderr.write(io.t("cli.virtual_pinpad_asks", seconds=int(timeout)) + "\n")
         io.stderr.flush()
         digits = getpass.getpass(io.t("cli.virtual_pinpad_prompt"))
-        if digits and not (digits.isdigit() and digits.isascii()):
+        if digits and not (digits.isdigit() and digits.isascii() and len(digits) <= 16):
             io.stderr.write(io.t("cli.virtual_pinpad_digits") + "\n")
             return ""
         return digits

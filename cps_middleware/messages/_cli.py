@@ -103,8 +103,8 @@ MESSAGES: dict[str, Msg] = {
            "Annuler) : ",
         en="PIN on the reader's keypad (nothing is shown; Enter alone = Cancel): "),
     "cli.virtual_pinpad_digits": Msg(
-        fr="Le clavier du lecteur n'a que des chiffres : saisie annulée.",
-        en="The reader's keypad has digits only: entry cancelled."),
+        fr="Le clavier du lecteur n'a que des chiffres (16 au plus) : saisie annulée.",
+        en="The reader's keypad has digits only (16 at most): entry cancelled."),
     "cli.virtual_in": Msg(
         fr="{generation} virtuelle dans {reader} (port vpcd {port}) : jeton {label}, n° de "
            "série {serial}",

@@ -87,6 +87,7 @@ class CardModel(Protocol):
 
 _CTRL_POWER_OFF, _CTRL_POWER_ON, _CTRL_RESET, _CTRL_GET_ATR = 0, 1, 2, 4
 _CTRL_KEYPAD = 0x10  # the PIN-pad reader asks for the keys typed: 10 <timeout s>
+_MAX_KEYS = 64  # what the reader reads of one entry (native/pinpad/pinpad.c)
 
 
 class Keypad:
@@ -111,7 +112,9 @@ class Keypad:
         self.source: Callable[[float], str] | None = None
 
     def type(self, digits: str) -> None:
-        """Queue one PIN entry: the digits, then the OK key."""
+        """Queue one PIN entry: the digits (at most 64), then the OK key."""
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= _MAX_KEYS):
+            raise TestCardError(f"a PIN pad has digits only: 1 to {_MAX_KEYS} of them")
         with self._cond:
             self._entries.append(digits.encode("ascii"))
             self._cond.notify_all()
@@ -141,7 +144,8 @@ class Keypad:
         if source is not None:
             self.requests += 1
             digits = source(timeout)
-            return digits.encode("ascii") if digits else self._CANCEL
+            ok = digits.isascii() and digits.isdigit() and len(digits) <= _MAX_KEYS
+            return digits.encode("ascii") if ok else self._CANCEL
         with self._cond:
             self.requests += 1
             if not self._cond.wait_for(lambda: bool(self._entries), timeout=timeout):
