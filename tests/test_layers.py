@@ -10,6 +10,7 @@ import cps_middleware
 PACKAGE = Path(cps_middleware.__file__).parent
 
 LAYERS = {
+    "_files": 0,
     "errors": 0,
     "messages": 0,
     "cards": 1,

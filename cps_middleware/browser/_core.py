@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cps_middleware._files import write_atomically
 from cps_middleware.browser._nss import LoadedModule, NssDb, Registration, SlotToken
 from cps_middleware.browser._targets import DbUser, Target, find_targets, users
 from cps_middleware.errors import (
@@ -293,10 +294,8 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
 
 
 def _write_manifest(directory: Path, data: Mapping[str, Any]) -> None:
-    path = directory / MANIFEST
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(dict(data), indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(dict(data), indent=1, ensure_ascii=False)
+    write_atomically(directory / MANIFEST, text.encode("utf-8"), mode=0o644)
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cps_middleware._files import write_atomically
+
 __all__ = ["MODULE_FILE", "module_file", "p11kit_remove", "p11kit_setup", "p11kit_status"]
 
 MODULE_FILE = "cps-middleware.module"
@@ -52,10 +54,7 @@ def p11kit_setup(module: str, root: str | os.PathLike[str] = "/") -> bool:
         return False
     path = module_file(root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(_content(module), encoding="utf-8")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomically(path, _content(module).encode("utf-8"), mode=0o644)
     return True
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from cps_middleware._files import write_atomically
+
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 _SMALL_PRIMES = [p for p in range(3, 2000) if all(p % d for d in range(2, int(p**0.5) + 1))]
@@ -137,9 +139,7 @@ def _load_or_make_rsa(seed: bytes, bits: int) -> rsa.RSAPrivateKey:
     )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pem)
-        os.replace(tmp, path)
+        write_atomically(path, pem, mode=0o644)
     except OSError:
         pass  # a read-only home only costs the generation time next run
     return key

@@ -39,7 +39,6 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -54,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 
+from cps_middleware._files import write_atomically
 from cps_middleware.errors import (
     RevocationDataRejected,
     RevocationFetchError,
@@ -729,8 +729,8 @@ class CrlFetcher:
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # type: ignore[union-attr]
             if der_changed or not crl_path.exists():
-                _atomic_write(crl_path, entry.der)
-            _atomic_write(meta_path, json.dumps(meta, indent=1).encode("utf-8"))
+                write_atomically(crl_path, entry.der)
+            write_atomically(meta_path, json.dumps(meta, indent=1).encode("utf-8"))
         except OSError:
             pass
 
@@ -752,17 +752,6 @@ def _check_not_older(fresh: _VerifiedCrl, cached: _VerifiedCrl, url: str) -> Non
             url,
         )
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _distribution_points(cert: x509.Certificate) -> list[list[x509.GeneralName]]:
