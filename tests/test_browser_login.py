@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _firefox import bidi_page
 
 from cps_middleware import browser
 from cps_middleware.cli import main
@@ -195,48 +196,6 @@ def test_chromium_without_setup_has_no_card(pin_pad_card: CpsTestCard, tmp_path:
 FIREFOX = shutil.which("firefox-esr")
 
 
-async def _bidi(port: int, url: str) -> tuple[str, bytes]:
-    """Drive Firefox over WebDriver BiDi (built into Firefox; no geckodriver, no download):
-    open ``url``, return the page text and a screenshot."""
-    import asyncio
-    import base64
-
-    import aiohttp
-
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            try:
-                ws = await http.ws_connect(f"ws://127.0.0.1:{port}/session")
-                break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("Firefox's WebDriver BiDi endpoint did not open")
-        seq = 0
-
-        async def call(method: str, **params: object) -> dict[str, object]:
-            nonlocal seq
-            seq += 1
-            await ws.send_json({"id": seq, "method": method, "params": params})
-            while True:
-                msg = await ws.receive_json()
-                if msg.get("id") == seq:
-                    assert msg.get("type") != "error", msg
-                    result: dict[str, object] = msg["result"]
-                    return result
-
-        await call("session.new", capabilities={})
-        tree = await call("browsingContext.getTree")
-        ctx = tree["contexts"][0]["context"]  # type: ignore[index]
-        await call("browsingContext.navigate", context=ctx, url=url, wait="complete")
-        got = await call("script.evaluate", expression="document.body.innerText",
-                         target={"context": ctx}, awaitPromise=False)  # fmt: skip
-        shot = await call("browsingContext.captureScreenshot", context=ctx)
-        await call("session.end")
-        await ws.close()
-        return str(got["result"]["value"]), base64.b64decode(str(shot["data"]))  # type: ignore[index]
-
-
 @pytest.mark.skipif(FIREFOX is None, reason="firefox-esr is not installed")
 def test_firefox_esr_logs_in_with_the_card_set_up_by_cps_browser_setup(
     pin_pad_card: CpsTestCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -291,7 +250,7 @@ def test_firefox_esr_logs_in_with_the_card_set_up_by_cps_browser_setup(
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         try:
-            body, png = asyncio.run(asyncio.wait_for(_bidi(port, srv.url + "whoami"), 60))
+            body, png = asyncio.run(asyncio.wait_for(bidi_page(port, url=srv.url + "whoami"), 60))
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(20)

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _firefox import bidi_page
 
 from cps_middleware import browser
 from cps_middleware.testing.ansmodule import ans_module_path
@@ -288,51 +289,6 @@ def test_ans_and_opensc_in_one_browser_are_a_conflict(
 FIREFOX = shutil.which("firefox-esr")
 
 
-async def _bidi_page(port: int) -> tuple[str, bytes]:
-    """The text and a screenshot of the page Firefox shows, over WebDriver BiDi."""
-    import asyncio
-    import base64
-
-    import aiohttp
-
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            try:
-                ws = await http.ws_connect(f"ws://127.0.0.1:{port}/session")
-                break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("Firefox's WebDriver BiDi endpoint did not open")
-        seq = 0
-
-        async def call(method: str, **params: object) -> dict[str, object]:
-            nonlocal seq
-            seq += 1
-            await ws.send_json({"id": seq, "method": method, "params": params})
-            while True:
-                msg = await ws.receive_json()
-                if msg.get("id") == seq:
-                    assert msg.get("type") != "error", msg
-                    result: dict[str, object] = msg["result"]
-                    return result
-
-        await call("session.new", capabilities={})
-        ctx = (await call("browsingContext.getTree"))["contexts"][0]["context"]  # type: ignore[index]
-        for _ in range(100):
-            state = await call("script.evaluate", expression="document.readyState + ' ' + "
-                               "document.body.innerText", target={"context": ctx},
-                               awaitPromise=False)  # fmt: skip
-            text = str(state["result"]["value"])  # type: ignore[index]
-            if text.startswith("complete ") and "whoami" in text:
-                break
-            await asyncio.sleep(0.2)
-        shot = await call("browsingContext.captureScreenshot", context=ctx)
-        await call("session.end")
-        await ws.close()
-        return text.removeprefix("complete "), base64.b64decode(str(shot["data"]))
-
-
 @pytest.mark.parametrize("which", ["opensc", "ans"])
 def test_firefox_card_login_with_real_middleware(
     which: str, cps_iasecc_cps3: object, cps_opensc_module: str, tmp_path: Path
@@ -393,7 +349,8 @@ def test_firefox_card_login_with_real_middleware(
                     subprocess.run(["xdotool", *args], env=env, check=True, timeout=20)
                 typed = True
         assert typed, f"no PIN prompt: {_windows(env)}"
-        body, png = asyncio.run(asyncio.wait_for(_bidi_page(bidi), 60))
+        page = bidi_page(bidi, ready=lambda text: "whoami" in text)
+        body, png = asyncio.run(asyncio.wait_for(page, 60))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
