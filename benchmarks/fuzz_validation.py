@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from _der_tools import resign, tbs_of
 from test_validation_strict_der import assert_same_as_cryptography
 
 from cps_middleware.errors import ValidationSetupError
@@ -47,28 +48,6 @@ from cps_middleware.validation import Status, ValidatorBuilder, _der, load_crls
 
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
-SIG_ALG = bytes.fromhex("300a06082a8648ce3d040302")
-
-
-def tlv(tag: int, body: bytes) -> bytes:
-    n = len(body)
-    if n < 0x80:
-        return bytes([tag, n]) + body
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(raw)]) + raw + body
-
-
-def tbs_of(der: bytes) -> bytes:
-    _, s, e = _der._tlv(der, 0, len(der))
-    _, _, ce = _der._tlv(der, s, e)
-    return der[s:ce]
-
-
-def resign(tbs: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
-    sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
-    return tlv(0x30, tbs + SIG_ALG + tlv(0x03, b"\x00" + sig))
-
-
 def mutate(rng: random.Random, tbs: bytes) -> bytes:
     d = bytearray(tbs)
     for _ in range(rng.randint(1, 4)):

@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from _der_tools import tlv
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -694,14 +695,6 @@ def test_loaders(pki: Pki, tmp_path: Path) -> None:
         load_crls(tmp_path / "missing.crl")
 
 
-def _tlv(tag: int, body: bytes) -> bytes:
-    n = len(body)
-    if n < 0x80:
-        return bytes([tag, n]) + body
-    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(ln)]) + ln + body
-
-
 def test_impossible_dates_are_malformed(pki: Pki) -> None:
     """A correctly signed certificate whose notBefore is 31 February."""
     leaf = pki.leaf(nb=dt.datetime(2025, 1, 31, tzinfo=dt.UTC))
@@ -709,8 +702,8 @@ def test_impossible_dates_are_malformed(pki: Pki) -> None:
     assert b"250131" in tbs
     tbs = tbs.replace(b"250131", b"250231", 1)
     sig = pki.int_key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
-    alg = _tlv(0x30, bytes.fromhex("06092a864886f70d01010b0500"))
-    forged = _tlv(0x30, tbs + alg + _tlv(0x03, b"\x00" + sig))
+    alg = tlv(0x30, bytes.fromhex("06092a864886f70d01010b0500"))
+    forged = tlv(0x30, tbs + alg + tlv(0x03, b"\x00" + sig))
     v = pki.builder().build()
     r = v.validate(forged)
     assert r.status is Status.MALFORMED and "impossible date" in r.reason

@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
+import _der_tools
 import pytest
+from _der_tools import rewrap, tbs_of, tlv
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,7 +29,6 @@ NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 URI_A = "http://crl.sante.fr/partition-a.crl"
 URI_B = "http://crl.sante.fr/partition-b.crl"
-SIG_ALG = bytes.fromhex("300a06082a8648ce3d040302")
 
 
 @functools.cache
@@ -301,28 +302,8 @@ def test_card_and_pkix_profiles() -> None:
 # --- names and keys that do not parse ------------------------------------------------------
 
 
-def tlv(tag: int, body: bytes) -> bytes:
-    n = len(body)
-    if n < 0x80:
-        return bytes([tag, n]) + body
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(raw)]) + raw + body
-
-
-def tbs_of(der: bytes) -> bytes:
-    _, s, e = _der._tlv(der, 0, len(der))
-    _, _, ce = _der._tlv(der, s, e)
-    return der[s:ce]
-
-
-def rewrap(t: bytes) -> bytes:
-    n = t[1]
-    return tlv(0x30, t[2 + (n & 0x7F if n & 0x80 else 0) :])
-
-
 def resign(tbs: bytes, signer: int) -> bytes:
-    sig = key(signer).sign(tbs, ec.ECDSA(hashes.SHA256()))
-    return tlv(0x30, tbs + SIG_ALG + tlv(0x03, b"\x00" + sig))
+    return _der_tools.resign(tbs, key(signer))
 
 
 def test_leaf_whose_subject_or_key_does_not_parse_is_malformed() -> None:

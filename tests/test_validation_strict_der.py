@@ -17,6 +17,7 @@ import functools
 import ipaddress
 
 import pytest
+from _der_tools import outer, resign, rewrap, tlv
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -30,28 +31,6 @@ from cps_middleware.validation import Status, ValidatorBuilder, _der, load_certi
 
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
-SIG_ALG = bytes.fromhex("300a06082a8648ce3d040302")  # ecdsa-with-SHA256
-
-
-def tlv(tag: int, body: bytes) -> bytes:
-    n = len(body)
-    if n < 0x80:
-        return bytes([tag, n]) + body
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(raw)]) + raw + body
-
-
-def outer(der: bytes) -> tuple[int, int]:
-    """(start, end) of the TBS element inside the outer SEQUENCE."""
-    _, s, e = _der._tlv(der, 0, len(der))
-    _, _, ce = _der._tlv(der, s, e)
-    return s, ce
-
-
-def resign(tbs: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
-    sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
-    return tlv(0x30, tbs + SIG_ALG + tlv(0x03, b"\x00" + sig))
-
 
 @functools.cache
 def pki() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate, bytes, bytes]:
@@ -355,12 +334,6 @@ def test_crl_year_zero_entry_bad_version_duplicate_extension_never_raise() -> No
         assert v.problems, "the bad CRL is set aside"
         r = v.validate(leaf)
         assert r.status is Status.REVOCATION_UNKNOWN, r
-
-
-def rewrap(t: bytes) -> bytes:
-    """A (resized) TBS under a fresh SEQUENCE header, whatever its old declared length."""
-    n = t[1]
-    return tlv(0x30, t[2 + (n & 0x7F if n & 0x80 else 0) :])
 
 
 def test_revocation_matches_the_serial_value() -> None:
