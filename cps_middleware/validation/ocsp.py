@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import functools
 import os
 import threading
 import time
@@ -146,6 +147,18 @@ def _why_code(why: str) -> str:
 
 def _utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
+
+
+def _unavailable(serial: int, url: str, started: float, why: str, detail: str) -> OcspResult:
+    """An UNAVAILABLE answer for ``serial`` from ``url``, timed from ``started``."""
+    return OcspResult(
+        OcspStatus.UNAVAILABLE,
+        serial,
+        why,
+        detail,
+        url=url,
+        elapsed_ms=(time.monotonic() - started) * 1000,
+    )
 
 
 class OcspClient:
@@ -269,16 +282,7 @@ class OcspClient:
         url = self.url
         nonce = os.urandom(16) if self.nonce else None
         started = time.monotonic()
-
-        def unavailable(why: str, detail: str) -> OcspResult:
-            return OcspResult(
-                OcspStatus.UNAVAILABLE,
-                serial,
-                why,
-                detail,
-                url=url,
-                elapsed_ms=(time.monotonic() - started) * 1000,
-            )
+        unavailable = functools.partial(_unavailable, serial, url, started)
 
         body = self._request(cert, issuer, nonce).public_bytes(Encoding.DER)
         self.requests_sent += 1
@@ -323,15 +327,7 @@ class OcspClient:
         url: str,
         started: float,
     ) -> OcspResult:
-        def unavailable(why: str, detail: str) -> OcspResult:
-            return OcspResult(
-                OcspStatus.UNAVAILABLE,
-                serial,
-                why,
-                detail,
-                url=url,
-                elapsed_ms=(time.monotonic() - started) * 1000,
-            )
+        unavailable = functools.partial(_unavailable, serial, url, started)
 
         # 1. who signed it, and may they?
         signer, why = self._signer(answer, issuer, now)
