@@ -623,27 +623,23 @@ class CrlFetcher:
             for u in _uris(names)
             if u.lower().startswith("ldap")
         ]
+        # the certificate's HTTP distribution points, else the URLs configured for its CA
+        candidates: list[tuple[str, list[x509.GeneralName] | None]] = [
+            (u, names)
+            for names in dps
+            for u in _uris(names)
+            if u.lower().startswith(("http://", "https://"))
+        ] or [(u, None) for u in self.sources.crl_urls_for(issuer)]
         tried: set[str] = set()
         now = self._clock()
-        for names in dps:
-            http_urls = [u for u in _uris(names) if u.lower().startswith(("http://", "https://"))]
-            for u in http_urls:
-                if u in tried:
-                    continue
-                tried.add(u)
-                f = self.fetch(u, issuer, subject=subject, distribution_point=names, force=force)
-                out.append(f)
-                if f.current(now):
-                    return tuple(out)
-        if not tried:
-            for u in self.sources.crl_urls_for(issuer):
-                if u in tried:
-                    continue
-                tried.add(u)
-                f = self.fetch(u, issuer, subject=subject, distribution_point=None, force=force)
-                out.append(f)
-                if f.current(now):
-                    break
+        for u, names in candidates:
+            if u in tried:
+                continue
+            tried.add(u)
+            f = self.fetch(u, issuer, subject=subject, distribution_point=names, force=force)
+            out.append(f)
+            if f.current(now):
+                break
         return tuple(out)
 
     # -- cache ------------------------------------------------------------------------
