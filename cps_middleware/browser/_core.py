@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import enum
 import importlib.resources
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -331,8 +332,15 @@ def setup_target(
     without the NSS tools, `BrowserSetupError` when a tool fails.
     """
     _refuse_if_running(target)
-    try:
+    with _writing_in(target):
         return _setup_target(target, module, certificates=certificates, env=env)
+
+
+@contextlib.contextmanager
+def _writing_in(target: Target) -> Iterator[None]:
+    """An OSError while writing in the target's folder becomes a BrowserSetupError."""
+    try:
+        yield
     except OSError as exc:
         raise BrowserSetupError(
             f"cannot write in {target.directory}: {exc.strerror or exc}",
@@ -451,13 +459,8 @@ def remove_target(target: Target, *, env: Mapping[str, str] | None = None) -> Ta
     if not manifest:
         return TargetResult(target, Outcome.UNCHANGED, "browser.remove_nothing")
     _refuse_if_running(target)
-    try:
+    with _writing_in(target):
         return _remove_target(target, manifest, env)
-    except OSError as exc:
-        raise BrowserSetupError(
-            f"cannot write in {target.directory}: {exc.strerror or exc}",
-            module=str(target.directory),
-        ) from exc
 
 
 def _remove_target(
