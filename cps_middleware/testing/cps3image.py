@@ -46,6 +46,7 @@ __all__ = [
     "VirtualCps3",
     "build_cps3",
     "build_cps3_from_credentials",
+    "rsa_key_pairs",
 ]
 
 ANS_ISSUER_ID = bytes.fromhex("8025000001")
@@ -407,16 +408,23 @@ def build_cps3_from_credentials(
     credentials: CardCredentials, **kwargs: Any
 ) -> tuple[IasEccCard, Cps3Objects]:
     """:func:`build_cps3` from the test PKI's :class:`CardCredentials`."""
+    auth, sign = rsa_key_pairs(credentials, "CPS3")
+    return build_cps3(authentication=auth, signature=sign, **kwargs)
+
+
+def rsa_key_pairs(
+    credentials: CardCredentials, generation: str
+) -> tuple[tuple[x509.Certificate, rsa.RSAPrivateKey], tuple[x509.Certificate, rsa.RSAPrivateKey]]:
+    """The authentication and signature (certificate, key) pairs of a card image;
+    TestCardError unless both keys are RSA (CPS3 and CPS4 hold RSA keys)."""
     auth, sign = credentials.authentication, credentials.signature
     if not isinstance(auth.private_key, rsa.RSAPrivateKey) or not isinstance(
         sign.private_key, rsa.RSAPrivateKey
     ):
-        raise TestCardError("a CPS3 holds RSA keys: issue the card with key_type='rsa2048'")
-    return build_cps3(
-        authentication=(auth.certificate, auth.private_key),
-        signature=(sign.certificate, sign.private_key),
-        **kwargs,
-    )
+        raise TestCardError(
+            f"a {generation} holds RSA keys: issue the card with key_type='rsa2048'"
+        )
+    return (auth.certificate, auth.private_key), (sign.certificate, sign.private_key)
 
 
 class VirtualCps3:

@@ -67,6 +67,7 @@ from cps_middleware.testing.cps3image import (
     _seq,
     _utf8,
     build_cps3,
+    rsa_key_pairs,
     serve,
 )
 from cps_middleware.testing.iasecc import (
@@ -414,16 +415,8 @@ def build_cps4_from_credentials(
     credentials: CardCredentials, **kwargs: Any
 ) -> tuple[ChipDocCard, Cps4Objects]:
     """:func:`build_cps4` from the test PKI's :class:`CardCredentials`."""
-    auth, sign = credentials.authentication, credentials.signature
-    if not isinstance(auth.private_key, rsa.RSAPrivateKey) or not isinstance(
-        sign.private_key, rsa.RSAPrivateKey
-    ):
-        raise TestCardError("a CPS4 holds RSA keys: issue the card with key_type='rsa2048'")
-    return build_cps4(
-        authentication=(auth.certificate, auth.private_key),
-        signature=(sign.certificate, sign.private_key),
-        **kwargs,
-    )
+    auth, sign = rsa_key_pairs(credentials, "CPS4")
+    return build_cps4(authentication=auth, signature=sign, **kwargs)
 
 
 class VirtualCps4(VirtualCps3):
