@@ -115,20 +115,19 @@ class Keypad:
         """Queue one PIN entry: the digits (at most 64), then the OK key."""
         if not (digits.isascii() and digits.isdigit() and len(digits) <= _MAX_KEYS):
             raise TestCardError(f"a PIN pad has digits only: 1 to {_MAX_KEYS} of them")
-        with self._cond:
-            self._entries.append(digits.encode("ascii"))
-            self._cond.notify_all()
+        self._push(digits.encode("ascii"))
 
     def cancel(self) -> None:
         """Queue one press of the cancel key."""
-        with self._cond:
-            self._entries.append(self._CANCEL)
-            self._cond.notify_all()
+        self._push(self._CANCEL)
 
     def walk_away(self) -> None:
         """Queue one request left unanswered: the reader times out at once."""
+        self._push(b"")
+
+    def _push(self, entry: bytes) -> None:
         with self._cond:
-            self._entries.append(b"")
+            self._entries.append(entry)
             self._cond.notify_all()
 
     @property
