@@ -31,7 +31,6 @@ import ipaddress
 import random
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -40,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from _der_tools import resign, tbs_of
+from _der_tools import resign, tbs_of, walk
 from test_validation_strict_der import assert_same_as_cryptography
 
 from cps_middleware.errors import ValidationSetupError
@@ -174,18 +173,11 @@ def setup() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate, list[bytes], 
     return k, ca, leaves, crl
 
 
-def _walk(parse: Callable[[bytes], object], der: bytes) -> object:
-    try:
-        return parse(der)
-    except _der.DerError as exc:
-        return ("DerError", str(exc))
-
-
 def reader_agrees(der: bytes) -> str | None:
     """None if the reader refuses der or reads it as cryptography does; else the finding.
 
     The native walk (dercert.c) must also give what the Python walk gives."""
-    if _walk(_der.parse_certificate, der) != _walk(_der.parse_certificate_py, der):
+    if walk(_der.parse_certificate, der) != walk(_der.parse_certificate_py, der):
         return "the native walk and the Python walk differ"
     try:
         f = _der.parse_certificate(der)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -43,3 +45,12 @@ def resign(tbs: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
     """``tbs`` signed again (ECDSA-SHA256) into a whole certificate or CRL."""
     sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
     return tlv(0x30, tbs + SIG_ALG + tlv(0x03, b"\x00" + sig))
+
+
+def walk(parse: Callable[[bytes], object], der: bytes) -> object:
+    """What ``parse`` gives for ``der``, or ``("DerError", reason)``: the native and
+    the Python DER walks compare equal on the same bytes."""
+    try:
+        return parse(der)
+    except _der.DerError as exc:
+        return ("DerError", str(exc))

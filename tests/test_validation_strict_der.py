@@ -17,7 +17,7 @@ import functools
 import ipaddress
 
 import pytest
-from _der_tools import outer, resign, rewrap, tlv
+from _der_tools import outer, resign, rewrap, tlv, walk
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -378,13 +378,6 @@ def test_large_certificate_is_refused_before_any_work() -> None:
     assert r.status is Status.MALFORMED and "KiB" in r.reason
 
 
-def _walk(parse: object, der: bytes) -> object:
-    try:
-        return parse(der)  # type: ignore[operator]
-    except _der.DerError as exc:
-        return ("DerError", str(exc))
-
-
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_native_walk_gives_what_the_python_walk_gives(data: st.DataObject) -> None:
@@ -400,7 +393,7 @@ def test_native_walk_gives_what_the_python_walk_gives(data: st.DataObject) -> No
         der = mutate(data, leaf, 0, len(leaf))
         if data.draw(st.booleans()):
             der = der[: data.draw(st.integers(0, len(der)))]
-    assert _walk(_der.parse_certificate, der) == _walk(_der.parse_certificate_py, der)
+    assert walk(_der.parse_certificate, der) == walk(_der.parse_certificate_py, der)
 
 
 def test_native_walk_reads_a_long_serial_and_many_extensions_like_python() -> None:
@@ -423,8 +416,8 @@ def test_native_walk_reads_a_long_serial_and_many_extensions_like_python() -> No
     assert f == _der.parse_certificate_py(der)
     assert f[_der.F_SERIAL] == 2**159 - 1 and f[_der.F_NA] == b"20700101000000Z"
     dup = resign(_replace_once(der, _der.oid_raw("1.2.3.39"), _der.oid_raw("1.2.3.38")), k)
-    assert _walk(_der.parse_certificate, dup) == ("DerError", "duplicate extension")
-    assert _walk(_der.parse_certificate_py, dup) == ("DerError", "duplicate extension")
+    assert walk(_der.parse_certificate, dup) == ("DerError", "duplicate extension")
+    assert walk(_der.parse_certificate_py, dup) == ("DerError", "duplicate extension")
 
 
 _STRING_TAGS = [0x0C, 0x13, 0x16, 0x1A, 0x14, 0x12, 0x1E, 0x1C, 0x03, 0x04, 0x02]
@@ -460,5 +453,5 @@ def names(draw: st.DrawFn) -> bytes:
 @given(names())
 def test_native_name_check_agrees_with_the_python_one(name: bytes) -> None:
     assert _der._native_check_name is not None, "the native part was not built"
-    assert _walk(_der.check_name, name) == _walk(_der.check_name_py, name)
-    assert _walk(lambda n: _der.check_name_py(n, {}), name) == _walk(_der.check_name, name)
+    assert walk(_der.check_name, name) == walk(_der.check_name_py, name)
+    assert walk(lambda n: _der.check_name_py(n, {}), name) == walk(_der.check_name, name)
